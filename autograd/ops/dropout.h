@@ -1,0 +1,12 @@
+// Inverted dropout: y = x * m / (1 - p), m ~ Bernoulli(1 - p) from a counter-based
+// generator, so masks are reproducible from (seed, offset) whatever the thread count.
+#pragma once
+
+#include "autograd/tensor.h"
+
+namespace loom::ag {
+
+// Identity when !training or p == 0. p must be in [0, 1).
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
+
+}  // namespace loom::ag

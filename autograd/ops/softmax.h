@@ -1,0 +1,5 @@
+#pragma once
+
+#include "autograd/tensor.h"
+
+namespace loom::ag {}  // namespace loom::ag

@@ -1,0 +1,51 @@
+// Counter-based random numbers (Philox4x32-10, Salmon et al., "Parallel Random Numbers:
+// As Easy as 1, 2, 3", SC 2011). Element i of a fill uses counter (offset + i) under key
+// seed, so a tensor's values depend only on (seed, offset, i): the same across runs, thread
+// counts and (later) devices. A Generator is just (seed, offset); each fill advances the
+// offset by the element count, so its state is two integers, trivially checkpointed.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "kernels/tensor_ref.h"
+
+namespace loom::kernels {
+
+struct Generator {
+  uint64_t seed = 0;
+  uint64_t offset = 0;  // counters consumed so far
+
+  explicit Generator(uint64_t seed = 0, uint64_t offset = 0) : seed(seed), offset(offset) {}
+  // Reserves n counters and returns the first.
+  uint64_t take(uint64_t n) {
+    const uint64_t first = offset;
+    offset += n;
+    return first;
+  }
+};
+
+// Four 32-bit random words for one counter.
+std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t key);
+
+namespace cpu {
+void fill_uniform(TensorRef out, uint64_t seed, uint64_t offset, double low, double high);
+void fill_normal(TensorRef out, uint64_t seed, uint64_t offset, double mean, double std);
+// out = (u < keep_prob) ? scale : 0, u uniform in [0, 1): an inverted-dropout mask.
+void fill_bernoulli(TensorRef out, uint64_t seed, uint64_t offset, double keep_prob, double scale);
+}  // namespace cpu
+
+inline void fill_uniform(TensorRef out, Generator& gen, double low, double high) {
+  LOOM_CHECK(out.device.is_cpu(), "uniform: ", out.device, ": CUDA RNG is not built");
+  cpu::fill_uniform(out, gen.seed, gen.take(out.numel()), low, high);
+}
+inline void fill_normal(TensorRef out, Generator& gen, double mean, double std) {
+  LOOM_CHECK(out.device.is_cpu(), "normal: ", out.device, ": CUDA RNG is not built");
+  cpu::fill_normal(out, gen.seed, gen.take(out.numel()), mean, std);
+}
+inline void fill_bernoulli(TensorRef out, Generator& gen, double keep_prob, double scale) {
+  LOOM_CHECK(out.device.is_cpu(), "bernoulli: ", out.device, ": CUDA RNG is not built");
+  cpu::fill_bernoulli(out, gen.seed, gen.take(out.numel()), keep_prob, scale);
+}
+
+}  // namespace loom::kernels

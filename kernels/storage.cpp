@@ -1,0 +1,94 @@
+#include "kernels/storage.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/error.h"
+
+namespace loom::kernels {
+namespace {
+
+size_t size_class(size_t n) {
+  if (n <= 4096) return (n + 63) & ~size_t(63);
+  size_t pow2 = 4096;
+  while (pow2 * 2 < n) pow2 *= 2;
+  const size_t step = pow2 / 8;  // 8 classes between pow2 and 2*pow2
+  return (n + step - 1) / step * step;
+}
+
+struct CpuCache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free_lists;
+  AllocatorStats stats;
+};
+
+CpuCache& cache() {
+  static CpuCache* c = new CpuCache;  // never destroyed: storages may outlive statics
+  return *c;
+}
+
+}  // namespace
+
+void* cpu_allocate(size_t nbytes) {
+  if (nbytes == 0) return nullptr;
+  const size_t cls = size_class(nbytes);
+  CpuCache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.free_lists.find(cls);
+    if (it != c.free_lists.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      c.stats.cached_bytes -= cls;
+      c.stats.allocated_bytes += cls;
+      c.stats.peak_allocated_bytes = std::max(c.stats.peak_allocated_bytes, c.stats.allocated_bytes);
+      ++c.stats.reuses;
+      return p;
+    }
+  }
+  void* p = std::aligned_alloc(64, cls);
+  LOOM_CHECK(p != nullptr, "allocate: out of memory allocating ", nbytes, " bytes on cpu");
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.stats.allocated_bytes += cls;
+  c.stats.peak_allocated_bytes = std::max(c.stats.peak_allocated_bytes, c.stats.allocated_bytes);
+  ++c.stats.system_allocs;
+  return p;
+}
+
+void cpu_free(void* p, size_t nbytes) {
+  if (p == nullptr) return;
+  const size_t cls = size_class(nbytes);
+  CpuCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.free_lists[cls].push_back(p);
+  c.stats.allocated_bytes -= cls;
+  c.stats.cached_bytes += cls;
+}
+
+AllocatorStats cpu_allocator_stats() {
+  CpuCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.stats;
+}
+
+void cpu_empty_cache() {
+  CpuCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (auto& [cls, list] : c.free_lists)
+    for (void* p : list) std::free(p);
+  c.free_lists.clear();
+  c.stats.cached_bytes = 0;
+}
+
+Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
+  LOOM_CHECK(device.is_cpu(), "Storage: device ", device,
+             ": no CUDA backend in this build (issue 9); use cpu");
+  data_ = cpu_allocate(nbytes);
+}
+
+Storage::~Storage() { cpu_free(data_, nbytes_); }
+
+}  // namespace loom::kernels

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages loom needs, only those missing. Idempotent and quiet.
+# Run as root (or with sudo available). CUDA/NCCL are not installed here: they are
+# used when the toolkit is already present (nvcc on PATH or in /usr/local/cuda).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libopenblas-dev          # BLAS (cblas_sgemm) for the CPU kernels
+  libhdf5-dev hdf5-tools   # checkpoints (C API) and h5ls/h5dump
+  doctest-dev              # unit tests
+  libopenmpi-dev openmpi-bin  # data-parallel CPU ranks (optional at build time)
+  libsentencepiece-dev     # tokenizer
+  libtomlplusplus-dev      # recipes
+  libcli11-dev             # command line
+  nlohmann-json3-dev       # metrics.jsonl, --json output
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
