@@ -25,8 +25,15 @@ struct Generator {
   }
 };
 
-// Four 32-bit random words for one counter.
-std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t key);
+// Philox4x32-10 on a full 128-bit counter and 64-bit key (checked against the
+// published known-answer vectors in tests).
+std::array<uint32_t, 4> philox4x32_block(std::array<uint32_t, 4> counter,
+                                         std::array<uint32_t, 2> key);
+// Four 32-bit random words for one 64-bit counter (upper counter words zero).
+inline std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t key) {
+  return philox4x32_block({uint32_t(counter), uint32_t(counter >> 32), 0, 0},
+                          {uint32_t(key), uint32_t(key >> 32)});
+}
 
 namespace cpu {
 void fill_uniform(TensorRef out, uint64_t seed, uint64_t offset, double low, double high);

@@ -8,6 +8,18 @@
 
 #include "kernels/error.h"
 
+// Under AddressSanitizer, cached blocks are poisoned while they sit in the free lists, so
+// a use of a tensor's memory after its storage died is still reported (as
+// use-after-poison) even though the block was not returned to malloc.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define LOOM_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define LOOM_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define LOOM_POISON(p, n) ((void)(p), (void)(n))
+#define LOOM_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 namespace loom::kernels {
 namespace {
 
@@ -46,6 +58,7 @@ void* cpu_allocate(size_t nbytes) {
       c.stats.allocated_bytes += cls;
       c.stats.peak_allocated_bytes = std::max(c.stats.peak_allocated_bytes, c.stats.allocated_bytes);
       ++c.stats.reuses;
+      LOOM_UNPOISON(p, nbytes);
       return p;
     }
   }
@@ -62,6 +75,7 @@ void cpu_free(void* p, size_t nbytes) {
   if (p == nullptr) return;
   const size_t cls = size_class(nbytes);
   CpuCache& c = cache();
+  LOOM_POISON(p, cls);
   std::lock_guard<std::mutex> lock(c.mu);
   c.free_lists[cls].push_back(p);
   c.stats.allocated_bytes -= cls;
@@ -77,8 +91,12 @@ AllocatorStats cpu_allocator_stats() {
 void cpu_empty_cache() {
   CpuCache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  for (auto& [cls, list] : c.free_lists)
-    for (void* p : list) std::free(p);
+  for (auto& [cls, list] : c.free_lists) {
+    for (void* p : list) {
+      LOOM_UNPOISON(p, cls);
+      std::free(p);
+    }
+  }
   c.free_lists.clear();
   c.stats.cached_bytes = 0;
 }

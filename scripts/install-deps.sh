@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libopenblas-dev          # BLAS (cblas_sgemm) for the CPU kernels
+  libopenblas-openmp-dev   # its OpenMP build: BLAS and loom share one thread pool
   libhdf5-dev hdf5-tools   # checkpoints (C API) and h5ls/h5dump
   doctest-dev              # unit tests
   libopenmpi-dev openmpi-bin  # data-parallel CPU ranks (optional at build time)

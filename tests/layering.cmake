@@ -1,6 +1,7 @@
 # Checks DESIGN.md's layering on every source file: quoted includes may only name a folder
 # at or below the file's own layer, and only kernels/ may include BLAS, CUDA, NCCL or MPI,
-# only recipes/ HDF5 and toml++. Run as: cmake -DROOT=<repo> -P layering.cmake
+# only recipes/ HDF5 and toml++. Reports file:line. Run: cmake -DROOT=<repo> -P layering.cmake
+cmake_minimum_required(VERSION 3.25)
 set(allowed_kernels "kernels")
 set(allowed_autograd "kernels;autograd")
 set(allowed_nn "kernels;autograd;nn")
@@ -15,18 +16,19 @@ foreach(layer kernels autograd nn optim data recipes)
   file(GLOB_RECURSE files ${ROOT}/${layer}/*.h ${ROOT}/${layer}/*.cpp ${ROOT}/${layer}/*.cu
        ${ROOT}/${layer}/*.cuh)
   foreach(f ${files})
-    file(STRINGS ${f} lines)
+    file(RELATIVE_PATH rel ${ROOT} ${f})
+    file(READ ${f} text)
+    string(REPLACE ";" "," text "${text}")  # keep one list entry per line
+    string(REPLACE "\n" ";" lines "${text}")
     set(n 0)
     foreach(line IN LISTS lines)
       math(EXPR n "${n} + 1")
-      file(RELATIVE_PATH rel ${ROOT} ${f})
       if(line MATCHES "^[ \t]*#[ \t]*include[ \t]*\"([a-z_]+)/")
         set(target ${CMAKE_MATCH_1})
         if(NOT target IN_LIST allowed_${layer})
           string(APPEND errors "${rel}:${n}: ${layer}/ may not include ${target}/ (${line})\n")
         endif()
-      endif()
-      if(line MATCHES "^[ \t]*#[ \t]*include[ \t]*<([^>]+)>")
+      elseif(line MATCHES "^[ \t]*#[ \t]*include[ \t]*<([^>]+)>")
         set(header ${CMAKE_MATCH_1})
         if(header IN_LIST system_only_kernels AND NOT layer STREQUAL "kernels")
           string(APPEND errors "${rel}:${n}: only kernels/ may include <${header}>\n")

@@ -16,6 +16,9 @@ void check_same_device_dtype(const char* op, const Tensor& a, const Tensor& b);
 // Throws "<op>: <dtype> <shape>: expected a floating-point tensor".
 void check_floating(const char* op, const Tensor& x);
 
+// A contiguous tensor's ref relabelled as a [rows, cols] matrix (for row-wise kernels).
+kernels::TensorRef rows_ref(const Tensor& t, int64_t rows, int64_t cols);
+
 // "float32 [2,3]" for messages.
 std::string describe(const Tensor& t);
 

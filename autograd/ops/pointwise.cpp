@@ -38,6 +38,14 @@ void check_floating(const char* op, const Tensor& x) {
   LOOM_CHECK(x.is_floating_point(), op, ": ", describe(x), ": expected a floating-point tensor");
 }
 
+kernels::TensorRef rows_ref(const Tensor& t, int64_t rows, int64_t cols) {
+  LOOM_ASSERT(t.is_contiguous() && t.numel() == rows * cols);
+  kernels::TensorRef r = t.ref();
+  r.sizes = {rows, cols};
+  r.strides = {cols, 1};
+  return r;
+}
+
 std::string describe(const Tensor& t) { return loom::detail::cat(t.dtype(), " ", t.sizes()); }
 
 }  // namespace detail

@@ -106,9 +106,12 @@ Tensor max(const Tensor& x, const std::vector<int>& dims_in, bool keepdim) {
 
 Tensor sum_to(const Tensor& x, const Dims& shape) {
   if (x.sizes() == shape) return x;
-  LOOM_CHECK(broadcast_shapes("sum_to", shape, x.sizes()) == x.sizes(), "sum_to: ", x.sizes(),
-             " cannot be summed to ", shape, " (", shape, " does not broadcast to it)");
   const int lead = x.dim() - shape.size();
+  bool broadcasts = lead >= 0;
+  for (int d = 0; broadcasts && d < shape.size(); ++d)
+    broadcasts = shape[d] == 1 || shape[d] == x.sizes()[d + lead];
+  LOOM_CHECK(broadcasts, "sum_to: ", x.sizes(), " cannot be summed to ", shape, " (", shape,
+             " does not broadcast to it)");
   std::vector<int> dims;
   for (int d = 0; d < x.dim(); ++d)
     if (d < lead || (shape[d - lead] == 1 && x.sizes()[d] != 1)) dims.push_back(d);

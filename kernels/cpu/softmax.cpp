@@ -1,0 +1,89 @@
+// Softmax and log-softmax over the last axis, one row per loop iteration; threads split
+// rows, so every row is computed the same way whatever the thread count.
+//   softmax:     y = exp(x - m) / s,      m = max(x), s = sum(exp(x - m))
+//   log_softmax: y = x - m - log(s)
+#include "kernels/softmax.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/common.h"
+
+namespace loom::kernels::cpu {
+namespace {
+
+// Rows and row length of a contiguous tensor whose last axis is reduced (a 0-dim tensor
+// is one row of length 1).
+struct Rows {
+  int64_t count, len;
+};
+Rows rows_of(const TensorRef& t) {
+  const int64_t len = t.dim() == 0 ? 1 : t.sizes.back();
+  return {len == 0 ? 0 : t.numel() / len, len};
+}
+
+// exp and log cost several times a load/store: weigh a row accordingly for parallel_for.
+constexpr int64_t kExpCost = 4;
+
+template <class T> void forward_rows(T* y, const T* x, Rows r, bool log) {
+  parallel_for(r.count, r.len * kExpCost, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      const T* xi = x + i * r.len;
+      T* yi = y + i * r.len;
+      // A row of all -inf gives (-inf) - (-inf) = nan everywhere, as in PyTorch.
+      const T m = *std::max_element(xi, xi + r.len);
+      double s = 0;
+      for (int64_t j = 0; j < r.len; ++j) {
+        const T e = std::exp(xi[j] - m);
+        if (!log) yi[j] = e;
+        s += double(e);
+      }
+      if (log) {
+        const T lse = m + T(std::log(s));
+        for (int64_t j = 0; j < r.len; ++j) yi[j] = xi[j] - lse;
+      } else {
+        const T inv = T(1.0 / s);
+        for (int64_t j = 0; j < r.len; ++j) yi[j] *= inv;
+      }
+    }
+  });
+}
+
+template <class T> void backward_rows(T* gx, const T* g, const T* y, Rows r, bool log) {
+  parallel_for(r.count, r.len * (log ? kExpCost : 2), [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      const T* gi = g + i * r.len;
+      const T* yi = y + i * r.len;
+      T* gxi = gx + i * r.len;
+      double acc = 0;  // log: sum(g); softmax: sum(g * y)
+      if (log) {
+        for (int64_t j = 0; j < r.len; ++j) acc += double(gi[j]);
+        const T s = T(acc);
+        for (int64_t j = 0; j < r.len; ++j) gxi[j] = gi[j] - std::exp(yi[j]) * s;
+      } else {
+        for (int64_t j = 0; j < r.len; ++j) acc += double(gi[j]) * double(yi[j]);
+        const T dot = T(acc);
+        for (int64_t j = 0; j < r.len; ++j) gxi[j] = yi[j] * (gi[j] - dot);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void softmax_forward(TensorRef y, TensorRef x, bool log) {
+  LOOM_ASSERT(x.is_contiguous() && y.is_contiguous() && x.sizes == y.sizes && x.dtype == y.dtype);
+  dispatch_floating(x.dtype, log ? "log_softmax" : "softmax", [&]<class T>() {
+    forward_rows(y.ptr<T>(), x.ptr<const T>(), rows_of(x), log);
+  });
+}
+
+void softmax_backward(TensorRef grad_x, TensorRef grad_out, TensorRef y, bool log) {
+  LOOM_ASSERT(grad_x.is_contiguous() && grad_out.is_contiguous() && y.is_contiguous());
+  LOOM_ASSERT(grad_out.sizes == y.sizes && grad_x.sizes == y.sizes);
+  dispatch_floating(y.dtype, log ? "log_softmax backward" : "softmax backward", [&]<class T>() {
+    backward_rows(grad_x.ptr<T>(), grad_out.ptr<const T>(), y.ptr<const T>(), rows_of(y), log);
+  });
+}
+
+}  // namespace loom::kernels::cpu

@@ -1,0 +1,43 @@
+// Fused cross-entropy with label smoothing over rows of contiguous logits [M, V] and
+// contiguous class indices target [M] (int64 or int32). Row r with t = target[r] and
+// lse = log(sum_v exp(logits[r, v])) has
+//   loss[r] = (1 - eps) * (lse - logits[r, t]) + eps * (lse - mean_v logits[r, v])
+// and loss[r] = 0 when t == ignore_index.
+#pragma once
+
+#include "kernels/tensor_ref.h"
+
+namespace loom::kernels {
+
+namespace cpu {
+int64_t cross_entropy_forward(TensorRef loss, TensorRef lse, TensorRef logits, TensorRef target,
+                              int64_t ignore_index, double label_smoothing);
+void cross_entropy_backward(TensorRef grad_logits, TensorRef grad_loss, double scale,
+                            TensorRef logits, TensorRef lse, TensorRef target,
+                            int64_t ignore_index, double label_smoothing);
+}  // namespace cpu
+
+// Writes loss [M] and lse [M] (lse is left 0 at ignored rows) and returns the number of
+// rows that are not ignored. A target outside [0, V) that is not ignore_index throws
+// loom::Error naming the value, the row and V, before anything is computed.
+inline int64_t cross_entropy_forward(TensorRef loss, TensorRef lse, TensorRef logits,
+                                     TensorRef target, int64_t ignore_index,
+                                     double label_smoothing) {
+  if (logits.device.is_cpu())
+    return cpu::cross_entropy_forward(loss, lse, logits, target, ignore_index, label_smoothing);
+  LOOM_UNREACHABLE("cross_entropy_forward: CUDA tensor in a CPU-only build");
+}
+
+// grad_logits[r] = w_r * (softmax(logits[r]) - (1 - eps) * onehot(t) - eps / V), with
+// w_r = scale * grad_loss[r] (grad_loss is [M], stride 0 for a broadcast scalar), and
+// 0 for ignored rows.
+inline void cross_entropy_backward(TensorRef grad_logits, TensorRef grad_loss, double scale,
+                                   TensorRef logits, TensorRef lse, TensorRef target,
+                                   int64_t ignore_index, double label_smoothing) {
+  if (logits.device.is_cpu())
+    return cpu::cross_entropy_backward(grad_logits, grad_loss, scale, logits, lse, target,
+                                       ignore_index, label_smoothing);
+  LOOM_UNREACHABLE("cross_entropy_backward: CUDA tensor in a CPU-only build");
+}
+
+}  // namespace loom::kernels

@@ -1,0 +1,40 @@
+// Layer normalization over the last N elements of each row: x, y and grad tensors are
+// contiguous [M, N] (the caller flattens the leading and the normalized dims), mean and
+// rstd are contiguous [M], weight and bias contiguous [N] or absent (a TensorRef with
+// data == nullptr). Statistics and the weight/bias gradient sums accumulate in double;
+// results do not depend on the thread count.
+#pragma once
+
+#include "kernels/tensor_ref.h"
+
+namespace loom::kernels {
+
+namespace cpu {
+void layer_norm_forward(TensorRef y, TensorRef mean, TensorRef rstd, TensorRef x, TensorRef w,
+                        TensorRef b, double eps);
+void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b,
+                         TensorRef grad_out, TensorRef x, TensorRef mean, TensorRef rstd,
+                         TensorRef w);
+}  // namespace cpu
+
+// y = (x - mean) * rstd * w + b, with mean and rstd = 1 / sqrt(var + eps) (biased
+// variance) of each row, which are written out for the backward.
+inline void layer_norm_forward(TensorRef y, TensorRef mean, TensorRef rstd, TensorRef x,
+                               TensorRef w, TensorRef b, double eps) {
+  if (x.device.is_cpu()) return cpu::layer_norm_forward(y, mean, rstd, x, w, b, eps);
+  LOOM_UNREACHABLE("layer_norm_forward: CUDA tensor in a CPU-only build");
+}
+
+// With xhat = (x - mean) * rstd and gxhat = grad_out * w (grad_out without w):
+//   grad_x = rstd * (gxhat - mean_row(gxhat) - xhat * mean_row(gxhat * xhat))
+//   grad_w = sum_rows(grad_out * xhat),  grad_b = sum_rows(grad_out)
+// Each output is skipped when its TensorRef has data == nullptr.
+inline void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b,
+                                TensorRef grad_out, TensorRef x, TensorRef mean, TensorRef rstd,
+                                TensorRef w) {
+  if (x.device.is_cpu())
+    return cpu::layer_norm_backward(grad_x, grad_w, grad_b, grad_out, x, mean, rstd, w);
+  LOOM_UNREACHABLE("layer_norm_backward: CUDA tensor in a CPU-only build");
+}
+
+}  // namespace loom::kernels

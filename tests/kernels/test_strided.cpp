@@ -1,0 +1,55 @@
+// The strided loop under the pointwise kernels and the reductions: transposed, broadcast
+// (stride 0) and sliced operands; results independent of the thread count.
+#include <doctest/doctest.h>
+#include <omp.h>
+
+#include <numeric>
+#include <tuple>
+#include <vector>
+
+#include "kernels/pointwise.h"
+#include "kernels/reduce.h"
+
+namespace loom::kernels {
+namespace {
+
+TensorRef ref(std::vector<float>& v, Dims sizes, Dims strides) {
+  return {v.data(), DType::F32, Device::cpu(), sizes, strides};
+}
+
+TEST_CASE("copy of a transposed view") {
+  std::vector<float> x(6), y(6);
+  std::iota(x.begin(), x.end(), 0.0f);  // [[0,1,2],[3,4,5]]
+  copy(ref(y, {3, 2}, {2, 1}), ref(x, {3, 2}, {1, 3}));
+  CHECK(y == std::vector<float>{0, 3, 1, 4, 2, 5});
+}
+
+TEST_CASE("binary with a stride-0 (broadcast) operand and a sliced output") {
+  std::vector<float> a = {1, 2, 3, 4, 5, 6}, b = {10, 20, 30}, out(12, -1);
+  // out viewed as [2,3] with row stride 6 and column stride 2 (every other element)
+  binary(ref(out, {2, 3}, {6, 2}), ref(a, {2, 3}, {3, 1}), ref(b, {2, 3}, {0, 1}), BinaryOp::Add);
+  CHECK(out == std::vector<float>{11, -1, 22, -1, 33, -1, 14, -1, 25, -1, 36, -1});
+}
+
+TEST_CASE("large kernels give the same bits on 1 and 2 threads") {
+  const int64_t n = 1 << 18;
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) x[size_t(i)] = float((i * 7919) % 1000) * 1e-3f - 0.5f;
+  auto run = [&](int threads) {
+    omp_set_num_threads(threads);
+    std::vector<float> e(static_cast<size_t>(n)), rows(256), cols(1024);
+    unary_forward(ref(e, {n}, {1}), ref(x, {n}, {1}), Gelu{});
+    reduce(ref(rows, {256, 1}, {1, 1}), ref(x, {256, 1024}, {1024, 1}), ReduceOp::Sum);
+    reduce(ref(cols, {1, 1024}, {1024, 1}), ref(x, {256, 1024}, {1024, 1}), ReduceOp::Sum);
+    return std::make_tuple(e, rows, cols);
+  };
+  const int saved = omp_get_max_threads();
+  const auto one = run(1), two = run(2);
+  omp_set_num_threads(saved);
+  CHECK(std::get<0>(one) == std::get<0>(two));
+  CHECK(std::get<1>(one) == std::get<1>(two));
+  CHECK(std::get<2>(one) == std::get<2>(two));
+}
+
+}  // namespace
+}  // namespace loom::kernels
