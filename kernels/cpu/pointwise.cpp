@@ -46,8 +46,16 @@ void map(TensorRef out, F f, const std::array<TensorRef, sizeof...(In)>& in) {
   strides[0] = out.strides;
   for (size_t i = 0; i < sizeof...(In); ++i) strides[i + 1] = in[i].strides;
   Out* o = out.ptr<Out>();
+  bool flat = out.is_contiguous();
+  for (size_t i = 0; i < sizeof...(In) && flat; ++i) flat = in[i].is_contiguous();
   auto run = [&]<size_t... I>(std::index_sequence<I...>) {
     std::tuple<In*...> ptrs{in[I].template ptr<In>()...};
+    if (flat) {  // the common case, without strided_apply's dim bookkeeping
+      parallel_for(out.numel(), 1, [&](int64_t begin, int64_t end) {
+        for (int64_t k = begin; k < end; ++k) o[k] = f(std::get<I>(ptrs)[k]...);
+      });
+      return;
+    }
     strided_apply<N>(out.sizes, strides, [&](const std::array<int64_t, N>& off,
                                                const std::array<int64_t, N>& st, int64_t n) {
       Out* po = o + off[0];

@@ -46,5 +46,14 @@ TEST_CASE("dropout gradient is the mask; eval mode and p = 0 are the identity") 
   check_error([&] { dropout(x, 1.5, true, gen); }, "dropout: p = 1.5: expected a probability in [0, 1]");
 }
 
+TEST_CASE("dropout: gradient check (fixed mask: the generator is re-seeded per call)") {
+  OpSpec spec{.name = "dropout", .shapes = {{3, 4}},
+              .op = [](const Tensors& in) {
+                Generator gen(5);
+                return dropout(in[0], 0.4, true, gen) * in[0];
+              }};
+  check_op(spec);
+}
+
 }  // namespace
 }  // namespace loom::test
