@@ -125,21 +125,24 @@ Tensor& Tensor::mul_(double value) {
   return *this;
 }
 
+namespace {
+// Random fills write contiguous memory; a strided tensor is filled through a temporary.
+template <class Fill> void fill_random(Tensor& t, const char* op, Fill fill) {
+  check_in_place(t, op);
+  Tensor dst = t.is_contiguous() ? t : empty(t.sizes(), t.dtype(), t.device());
+  fill(dst.ref());
+  if (dst.impl() != t.impl()) kernels::copy(t.ref(), dst.ref());
+  t.storage()->bump_version();
+}
+}  // namespace
+
 Tensor& Tensor::uniform_(Generator& gen, double low, double high) {
-  check_in_place(*this, "uniform_");
-  Tensor t = is_contiguous() ? *this : empty(sizes(), dtype(), device());
-  kernels::fill_uniform(t.ref(), gen, low, high);
-  if (t.impl() != impl()) kernels::copy(ref(), t.ref());
-  storage()->bump_version();
+  fill_random(*this, "uniform_", [&](kernels::TensorRef r) { kernels::fill_uniform(r, gen, low, high); });
   return *this;
 }
 
 Tensor& Tensor::normal_(Generator& gen, double mean, double std) {
-  check_in_place(*this, "normal_");
-  Tensor t = is_contiguous() ? *this : empty(sizes(), dtype(), device());
-  kernels::fill_normal(t.ref(), gen, mean, std);
-  if (t.impl() != impl()) kernels::copy(ref(), t.ref());
-  storage()->bump_version();
+  fill_random(*this, "normal_", [&](kernels::TensorRef r) { kernels::fill_normal(r, gen, mean, std); });
   return *this;
 }
 
