@@ -62,6 +62,17 @@ void Tensor::backward(const Tensor& grad_out) const { ag::backward(*this, grad_o
 
 Tensor Tensor::detach() const { return make_view(*this, sizes(), strides(), offset()); }
 
+void Tensor::set_data(const Tensor& src) {
+  LOOM_CHECK(is_leaf() && src.defined(), "set_data: only a leaf tensor's data can be replaced");
+  TensorImpl& t = *impl_;
+  t.storage = src.storage();
+  t.offset = src.offset();
+  t.sizes = src.sizes();
+  t.strides = src.strides();
+  t.dtype = src.dtype();
+  t.grad = nullptr;
+}
+
 Tensor Tensor::view(const Dims& shape) const { return ag::view(*this, shape); }
 Tensor Tensor::reshape(const Dims& shape) const { return ag::reshape(*this, shape); }
 Tensor Tensor::transpose(int d0, int d1) const { return ag::transpose(*this, d0, d1); }

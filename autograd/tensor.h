@@ -75,6 +75,10 @@ class Tensor {
   void backward(const Tensor& grad_out = Tensor()) const;
   // The same data as a new leaf that does not require grad (shares storage).
   Tensor detach() const;
+  // Makes this handle's impl point at src's data (storage, shape, strides, dtype) in
+  // place, so every holder of this tensor sees the new data (PyTorch's `t.data = src`):
+  // how modules change dtype or load weights without rebinding members. Drops .grad.
+  void set_data(const Tensor& src);
 
   // Views (share storage; differentiable).
   Tensor view(const Dims& shape) const;

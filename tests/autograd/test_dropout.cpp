@@ -1,5 +1,5 @@
 // Dropout: inverted scaling, reproducible masks, gradient = mask, eval identity.
-#include "op_spec.h"
+#include "common/op_spec.h"
 
 namespace loom::test {
 namespace {
@@ -31,7 +31,7 @@ TEST_CASE("dropout masks are reproducible from (seed, offset)") {
   CHECK(ya2 != ya);  // the next call continues the stream
 }
 
-TEST_CASE("dropout gradient is the mask; eval mode and p = 0 are the identity") {
+TEST_CASE("dropout gradient is the mask, eval mode and p = 0 are the identity") {
   Generator gen(3);
   Tensor x = rand({4, 5}, gen, DType::F64).set_requires_grad();
   Generator g1(99), g2(99);

@@ -3,7 +3,7 @@
 // of the scatter-add, and error messages.
 #include <omp.h>
 
-#include "op_spec.h"
+#include "common/op_spec.h"
 
 namespace loom::test {
 namespace {

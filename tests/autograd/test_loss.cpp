@@ -4,7 +4,7 @@
 #include <cmath>
 #include <string>
 
-#include "op_spec.h"
+#include "common/op_spec.h"
 
 namespace loom::test {
 namespace {

@@ -2,7 +2,7 @@
 // broadcast batch dims, 1-D promotion, non-contiguous inputs), no copies for transposed
 // operands, and error messages.
 #include "kernels/storage.h"
-#include "op_spec.h"
+#include "common/op_spec.h"
 
 namespace loom::test {
 namespace {

@@ -3,7 +3,7 @@
 // independence of the weight/bias gradients, and error messages.
 #include <cmath>
 
-#include "op_spec.h"
+#include "common/op_spec.h"
 
 #ifdef _OPENMP
 #include <omp.h>

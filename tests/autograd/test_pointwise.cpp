@@ -2,7 +2,7 @@
 // non-contiguous) and error messages.
 #include <cmath>
 
-#include "op_spec.h"
+#include "common/op_spec.h"
 
 namespace loom::test {
 namespace {

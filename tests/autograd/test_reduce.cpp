@@ -1,5 +1,5 @@
 // Reductions: values against loops, keepdim/axes handling, gradients, amax ties.
-#include "op_spec.h"
+#include "common/op_spec.h"
 
 namespace loom::test {
 namespace {

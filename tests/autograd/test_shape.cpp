@@ -1,6 +1,6 @@
 // Shape ops: views share storage, values are where they should be, gradients (incl.
 // non-contiguous inputs) and error messages.
-#include "op_spec.h"
+#include "common/op_spec.h"
 
 namespace loom::test {
 namespace {

@@ -3,7 +3,7 @@
 // and other dims) and error messages.
 #include <cmath>
 
-#include "op_spec.h"
+#include "common/op_spec.h"
 
 namespace loom::test {
 namespace {

@@ -1,6 +1,6 @@
 // The tape: gradient routing and accumulation, NoGrad, release of saved tensors,
 // consumed tapes, in-place writes after saving, and leaf rules.
-#include "op_spec.h"
+#include "common/op_spec.h"
 
 namespace loom::test {
 namespace {

@@ -1,7 +1,7 @@
 // Tensor handle: factories, in-place writes on views, values out, printing, errors.
 #include <sstream>
 
-#include "op_spec.h"
+#include "common/op_spec.h"
 
 namespace loom::test {
 namespace {

@@ -28,7 +28,7 @@ std::vector<float> normal_fill(int threads, uint64_t seed) {
   return v;
 }
 
-TEST_CASE("fills are identical across thread counts and runs; moments are right") {
+TEST_CASE("fills are identical across thread counts and runs, moments are right") {
   const int saved = omp_get_max_threads();
   const std::vector<float> one = normal_fill(1, 5), two = normal_fill(2, 5);
   omp_set_num_threads(saved);

@@ -1,4 +1,4 @@
-#include "op_spec.h"
+#include "common/op_spec.h"
 
 #include <cmath>
 

@@ -1,0 +1,68 @@
+// Fused scaled-dot-product attention, forward and backward, one (batch, head) block at a
+// time (see autograd/ops/attention.cpp for the formulas and the op's semantics).
+//
+// Layouts: q (B, H, T, D); k, v (B, KV, S, D) with H % KV == 0, query head h reading kv
+// head h / (H / KV). q, k, v and grad_out may have any strides as long as the head dim D
+// is contiguous and rows are at least D apart (each head is a BLAS matrix). out, grad_q
+// (B, H, T, D), grad_k, grad_v (B, KV, S, D) and probs (B, H, T, S) are contiguous. mask (bool) and bias (q's dtype) are refs stretched
+// to (B, H, T, S), stride 0 on broadcast dims. An absent operand is a TensorRef with
+// data == nullptr: mask, bias, probs (the forward then keeps P in per-thread scratch) and
+// each of grad_q, grad_k, grad_v (skipped).
+//
+// Dropout: weight (b, h, i, j) is kept iff u < 1 - p, u the uniform of Philox counter
+// offset + ((b * H + h) * T + i) * S + j under key seed, the same stream fill_bernoulli
+// draws for a (B, H, T, S) tensor, so the fused op and the composite
+// softmax -> dropout -> matmul agree bit for bit on the mask. The backward does not draw
+// again: the saved probs carry the mask in their sign (Note [Dropped weights keep their
+// sign] in kernels/cpu/attention.cpp).
+//
+// Each (b, h) block is computed by one thread in a fixed order, and each (b, kv head)
+// gradient sums its query heads in head order, so results do not depend on the thread
+// count.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/tensor_ref.h"
+
+namespace loom::kernels {
+
+struct AttentionParams {
+  double scale = 1.0;      // multiplies q kᵀ
+  bool causal = false;     // key j is visible to query i iff j <= S - T + i (end-aligned)
+  double dropout_p = 0.0;  // probability of dropping an attention weight; 0: no dropout
+  uint64_t seed = 0;       // dropout stream (see above)
+  uint64_t offset = 0;
+};
+
+namespace cpu {
+void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k, TensorRef v,
+                       TensorRef mask, TensorRef bias, const AttentionParams& p);
+void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v,
+                        TensorRef grad_out, TensorRef q, TensorRef k, TensorRef v,
+                        TensorRef probs, const AttentionParams& p);
+}  // namespace cpu
+
+// out = dropout(P) v with P = softmax(scale * q kᵀ + bias, masked to -inf), row by row;
+// a row with no visible key gives P = 0 and out = 0. When probs is present it receives P
+// (before dropout), negated where dropout dropped the weight: what the backward reads.
+inline void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k,
+                              TensorRef v, TensorRef mask, TensorRef bias,
+                              const AttentionParams& p) {
+  if (q.device.is_cpu()) return cpu::attention_forward(out, probs, q, k, v, mask, bias, p);
+  LOOM_UNREACHABLE("attention_forward: CUDA tensor in a CPU-only build");
+}
+
+// From the forward's probs and the same params:
+//   grad_v = dropout(P)ᵀ grad_out,  dP = dropout(grad_out vᵀ),
+//   dZ = scale * P * (dP - rowsum(dP * P)),  grad_q = dZ k,  grad_k = dZᵀ q,
+// grad_k and grad_v summed over the H / KV query heads that share a kv head.
+inline void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v,
+                               TensorRef grad_out, TensorRef q, TensorRef k, TensorRef v,
+                               TensorRef probs, const AttentionParams& p) {
+  if (q.device.is_cpu())
+    return cpu::attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p);
+  LOOM_UNREACHABLE("attention_backward: CUDA tensor in a CPU-only build");
+}
+
+}  // namespace loom::kernels
