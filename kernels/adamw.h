@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <span>
 
+#include "kernels/profile.h"
 #include "kernels/tensor_ref.h"
 
 namespace loom::kernels {
@@ -33,6 +34,7 @@ void adamw_step(std::span<const AdamWTensor> tensors, double beta1, double beta2
 // of the thread count.
 inline void adamw_step(std::span<const AdamWTensor> tensors, double beta1, double beta2,
                        double eps) {
+  profile::Scope scope(profile::Kind::Optimizer);
   if (tensors.empty()) return;
   if (tensors[0].param.device.is_cpu()) return cpu::adamw_step(tensors, beta1, beta2, eps);
   LOOM_UNREACHABLE("adamw_step: CUDA tensor in a CPU-only build");

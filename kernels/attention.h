@@ -23,6 +23,7 @@
 
 #include <cstdint>
 
+#include "kernels/profile.h"
 #include "kernels/tensor_ref.h"
 
 namespace loom::kernels {
@@ -49,6 +50,7 @@ void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v,
 inline void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k,
                               TensorRef v, TensorRef mask, TensorRef bias,
                               const AttentionParams& p) {
+  profile::Scope scope(profile::Kind::Attention);
   if (q.device.is_cpu()) return cpu::attention_forward(out, probs, q, k, v, mask, bias, p);
   LOOM_UNREACHABLE("attention_forward: CUDA tensor in a CPU-only build");
 }
@@ -60,6 +62,7 @@ inline void attention_forward(TensorRef out, TensorRef probs, TensorRef q, Tenso
 inline void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v,
                                TensorRef grad_out, TensorRef q, TensorRef k, TensorRef v,
                                TensorRef probs, const AttentionParams& p) {
+  profile::Scope scope(profile::Kind::Attention);
   if (q.device.is_cpu())
     return cpu::attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p);
   LOOM_UNREACHABLE("attention_backward: CUDA tensor in a CPU-only build");

@@ -5,6 +5,7 @@
 // and loss[r] = 0 when t == ignore_index.
 #pragma once
 
+#include "kernels/profile.h"
 #include "kernels/tensor_ref.h"
 
 namespace loom::kernels {
@@ -23,6 +24,7 @@ void cross_entropy_backward(TensorRef grad_logits, TensorRef grad_loss, double s
 inline int64_t cross_entropy_forward(TensorRef loss, TensorRef lse, TensorRef logits,
                                      TensorRef target, int64_t ignore_index,
                                      double label_smoothing) {
+  profile::Scope scope(profile::Kind::SoftmaxLoss);
   if (logits.device.is_cpu())
     return cpu::cross_entropy_forward(loss, lse, logits, target, ignore_index, label_smoothing);
   LOOM_UNREACHABLE("cross_entropy_forward: CUDA tensor in a CPU-only build");
@@ -34,6 +36,7 @@ inline int64_t cross_entropy_forward(TensorRef loss, TensorRef lse, TensorRef lo
 inline void cross_entropy_backward(TensorRef grad_logits, TensorRef grad_loss, double scale,
                                    TensorRef logits, TensorRef lse, TensorRef target,
                                    int64_t ignore_index, double label_smoothing) {
+  profile::Scope scope(profile::Kind::SoftmaxLoss);
   if (logits.device.is_cpu())
     return cpu::cross_entropy_backward(grad_logits, grad_loss, scale, logits, lse, target,
                                        ignore_index, label_smoothing);

@@ -11,6 +11,7 @@
 // copied. On the CPU this is OpenBLAS's sgemm (float32) and dgemm (float64).
 #pragma once
 
+#include "kernels/profile.h"
 #include "kernels/tensor_ref.h"
 
 namespace loom::kernels {
@@ -25,6 +26,7 @@ void gemm(TensorRef c, TensorRef a, TensorRef b, double alpha, double beta);
 }
 
 inline void gemm(TensorRef c, TensorRef a, TensorRef b, double alpha, double beta) {
+  profile::Scope scope(profile::Kind::Gemm);
   if (c.device.is_cpu()) return cpu::gemm(c, a, b, alpha, beta);
   LOOM_UNREACHABLE("gemm: CUDA tensor in a CPU-only build");
 }

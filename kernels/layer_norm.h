@@ -5,6 +5,7 @@
 // results do not depend on the thread count.
 #pragma once
 
+#include "kernels/profile.h"
 #include "kernels/tensor_ref.h"
 
 namespace loom::kernels {
@@ -21,6 +22,7 @@ void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b,
 // variance) of each row, which are written out for the backward.
 inline void layer_norm_forward(TensorRef y, TensorRef mean, TensorRef rstd, TensorRef x,
                                TensorRef w, TensorRef b, double eps) {
+  profile::Scope scope(profile::Kind::LayerNorm);
   if (x.device.is_cpu()) return cpu::layer_norm_forward(y, mean, rstd, x, w, b, eps);
   LOOM_UNREACHABLE("layer_norm_forward: CUDA tensor in a CPU-only build");
 }
@@ -32,6 +34,7 @@ inline void layer_norm_forward(TensorRef y, TensorRef mean, TensorRef rstd, Tens
 inline void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b,
                                 TensorRef grad_out, TensorRef x, TensorRef mean, TensorRef rstd,
                                 TensorRef w) {
+  profile::Scope scope(profile::Kind::LayerNorm);
   if (x.device.is_cpu())
     return cpu::layer_norm_backward(grad_x, grad_w, grad_b, grad_out, x, mean, rstd, w);
   LOOM_UNREACHABLE("layer_norm_backward: CUDA tensor in a CPU-only build");

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 
+#include "kernels/profile.h"
 #include "kernels/tensor_ref.h"
 
 namespace loom::kernels {
@@ -43,14 +44,17 @@ void fill_bernoulli(TensorRef out, uint64_t seed, uint64_t offset, double keep_p
 }  // namespace cpu
 
 inline void fill_uniform(TensorRef out, Generator& gen, double low, double high) {
+  profile::Scope scope(profile::Kind::Random);
   LOOM_CHECK(out.device.is_cpu(), "uniform: ", out.device, ": CUDA RNG is not built");
   cpu::fill_uniform(out, gen.seed, gen.take(out.numel()), low, high);
 }
 inline void fill_normal(TensorRef out, Generator& gen, double mean, double std) {
+  profile::Scope scope(profile::Kind::Random);
   LOOM_CHECK(out.device.is_cpu(), "normal: ", out.device, ": CUDA RNG is not built");
   cpu::fill_normal(out, gen.seed, gen.take(out.numel()), mean, std);
 }
 inline void fill_bernoulli(TensorRef out, Generator& gen, double keep_prob, double scale) {
+  profile::Scope scope(profile::Kind::Random);
   LOOM_CHECK(out.device.is_cpu(), "bernoulli: ", out.device, ": CUDA RNG is not built");
   cpu::fill_bernoulli(out, gen.seed, gen.take(out.numel()), keep_prob, scale);
 }

@@ -2,6 +2,7 @@
 // (keepdim layout) and is contiguous; x may be strided. Float sums accumulate in double.
 #pragma once
 
+#include "kernels/profile.h"
 #include "kernels/tensor_ref.h"
 
 namespace loom::kernels {
@@ -13,6 +14,7 @@ void reduce(TensorRef out, TensorRef x, ReduceOp op);
 }
 
 inline void reduce(TensorRef out, TensorRef x, ReduceOp op) {
+  profile::Scope scope(profile::Kind::Reduce);
   if (x.device.is_cpu()) return cpu::reduce(out, x, op);
   LOOM_UNREACHABLE("reduce: CUDA tensor in a CPU-only build");
 }

@@ -3,6 +3,7 @@
 // Row sums accumulate in double, so float results do not drift with long rows.
 #pragma once
 
+#include "kernels/profile.h"
 #include "kernels/tensor_ref.h"
 
 namespace loom::kernels {
@@ -14,6 +15,7 @@ void softmax_backward(TensorRef grad_x, TensorRef grad_out, TensorRef y, bool lo
 
 // y = softmax(x) (log = false) or log_softmax(x) (log = true), row by row.
 inline void softmax_forward(TensorRef y, TensorRef x, bool log) {
+  profile::Scope scope(profile::Kind::SoftmaxLoss);
   if (x.device.is_cpu()) return cpu::softmax_forward(y, x, log);
   LOOM_UNREACHABLE("softmax_forward: CUDA tensor in a CPU-only build");
 }
@@ -21,6 +23,7 @@ inline void softmax_forward(TensorRef y, TensorRef x, bool log) {
 // From the forward output y: softmax grad_x = y * (grad_out - sum(grad_out * y));
 // log_softmax grad_x = grad_out - exp(y) * sum(grad_out). Sums are per row.
 inline void softmax_backward(TensorRef grad_x, TensorRef grad_out, TensorRef y, bool log) {
+  profile::Scope scope(profile::Kind::SoftmaxLoss);
   if (y.device.is_cpu()) return cpu::softmax_backward(grad_x, grad_out, y, log);
   LOOM_UNREACHABLE("softmax_backward: CUDA tensor in a CPU-only build");
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "optim/sgd.h"
 
 namespace loom::recipes {
 namespace {
@@ -41,7 +42,6 @@ Dataset make_spirals(int per_class, std::mt19937_64& rng) {
 
 struct Mlp {
   Tensor w1, b1, w2, b2;  // w1: (H, 2), w2: (3, H), Linear layout [out, in]
-  std::vector<Tensor> velocity;
 
   Mlp(int hidden, kernels::Generator& gen) {
     auto xavier = [&](int64_t out, int64_t in) {
@@ -54,25 +54,12 @@ struct Mlp {
     b1 = ag::zeros({hidden}).set_requires_grad();
     w2 = xavier(kClasses, hidden);
     b2 = ag::zeros({kClasses}).set_requires_grad();
-    for (const Tensor& p : params()) velocity.push_back(ag::zeros_like(p));
   }
 
-  std::vector<Tensor> params() const { return {w1, b1, w2, b2}; }
+  ag::NamedTensors params() const { return {{"w1", w1}, {"b1", b1}, {"w2", w2}, {"b2", b2}}; }
 
   Tensor forward(const Tensor& x) const {  // x: (B, 2) -> logits (B, 3)
     return ag::linear(ag::relu(ag::linear(x, w1, b1)), w2, b2);
-  }
-
-  // v = momentum * v + g; p -= lr * v  (PyTorch's SGD with momentum, dampening 0)
-  void sgd_step(double lr, double momentum) {
-    ag::NoGrad no_grad;
-    const std::vector<Tensor> ps = params();
-    for (size_t i = 0; i < ps.size(); ++i) {
-      Tensor p = ps[i];
-      velocity[i].mul_(momentum).add_(p.grad());
-      p.add_(velocity[i], -lr);
-      p.zero_grad();
-    }
   }
 };
 
@@ -96,6 +83,10 @@ DemoResult run_demo(const DemoOptions& opt, std::ostream& out) {
   const Dataset train = make_spirals(300, rng), test = make_spirals(100, rng);
   kernels::Generator gen(opt.seed);
   Mlp model(opt.hidden, gen);
+  optim::SGDOptions sgd_options;
+  sgd_options.lr = opt.lr;
+  sgd_options.momentum = opt.momentum;
+  optim::SGD sgd(model.params(), sgd_options);
   out << "loom demo: 2-layer MLP (2 -> " << opt.hidden << " -> 3, ReLU) on 3 spirals, "
       << train.size() << " train / " << test.size() << " test points, SGD lr " << opt.lr
       << " momentum " << opt.momentum << ", batch " << opt.batch << "\n";
@@ -117,7 +108,8 @@ DemoResult run_demo(const DemoOptions& opt, std::ostream& out) {
     Tensor loss = ag::cross_entropy(logits, ag::from_vector(yb, {opt.batch}));
     window += loss.item<float>();
     loss.backward();
-    model.sgd_step(opt.lr, opt.momentum);
+    sgd.step();
+    sgd.zero_grad();
     if (step % opt.log_every == 0) {
       const double mean_loss = window / opt.log_every;
       if (result.first_loss == 0) result.first_loss = mean_loss;

@@ -202,7 +202,7 @@ constexpr int64_t kScoreCost = 8;
 // keys the chunk's last row sees: for T = S about half the multiply-adds are skipped. The
 // keys beyond are zero weights and are never computed. Without the rule one chunk is the
 // whole block.
-constexpr int64_t kCausalRows = 64;
+constexpr int64_t kCausalRows = 32;
 
 struct Chunk {
   int64_t i0, rows, keys;  // query rows [i0, i0 + rows) see at most keys [0, keys)
@@ -289,7 +289,7 @@ void backward(const TensorRef& grad_q, const TensorRef& grad_k, const TensorRef&
   const Shape s = shape_of(q, k);
   const int64_t TS = s.T * s.S, SD = s.S * s.D;
   parallel_for(s.B * s.KV, s.group() * TS * (4 * s.D + kScoreCost), [&](int64_t r0, int64_t r1) {
-    std::vector<T> w(size_t(p.dropout_p > 0 ? TS : 0)), dz(size_t(TS));
+    std::vector<T> w(size_t(p.dropout_p > 0 ? TS : 0)), dz(static_cast<size_t>(TS));
     for (int64_t bk = r0; bk < r1; ++bk) {
       const int64_t b = bk / s.KV, kvh = bk % s.KV;
       // dk, dv: (S, D) sums over the group's query heads, in head order.

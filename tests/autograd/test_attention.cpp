@@ -118,6 +118,8 @@ TEST_CASE("attention: forward equals the composite in f64 and f32, gradchecks of
       {"custom scale", 2, 2, 2, 3, 4, 3, {}, {}, false, 0.7},
       {"GQA + padding + ALiBi + causal T < S", 2, 4, 2, 3, 4, 3, padding, alibi_bias(4, 3, 4),
        true, 1.3},
+      // T > 32: the causal kernel works in row chunks (Note [Causal row chunks]).
+      {"GQA causal T = 34 < S = 36", 1, 2, 1, 34, 36, 2, {}, {}, true},
   };
   for (const Case& c : cases) check_op(spec_of(c));
 }
