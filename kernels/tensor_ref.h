@@ -21,6 +21,7 @@ struct TensorRef {
   template <class T> T* ptr() const { return static_cast<T*>(data); }
 
   bool is_contiguous() const {
+    if (numel() == 0) return true;
     int64_t expected = 1;
     for (int i = dim() - 1; i >= 0; --i) {
       if (sizes[i] == 1) continue;

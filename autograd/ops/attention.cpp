@@ -33,7 +33,8 @@ kernels::TensorRef optional_ref(const Tensor& t) {
 // x itself when the kernel can read it (head dim contiguous, rows at least D apart), else a
 // contiguous copy.
 Tensor kernel_operand(const Tensor& x) {
-  const bool ok = (x.size(3) <= 1 || x.stride(3) == 1) && (x.size(2) <= 1 || x.stride(2) >= x.size(3));
+  const bool ok =
+      (x.size(3) <= 1 || x.stride(3) == 1) && (x.size(2) <= 1 || x.stride(2) >= x.size(3));
   return ok ? x : x.contiguous();
 }
 
@@ -43,7 +44,10 @@ struct AttentionBackward final : Node {
   kernels::AttentionParams params;
 
   AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor probs, kernels::AttentionParams params)
-      : q(std::move(q)), k(std::move(k)), v(std::move(v)), probs(std::move(probs)),
+      : q(std::move(q)),
+        k(std::move(k)),
+        v(std::move(v)),
+        probs(std::move(probs)),
         params(params) {}
   const char* name() const override { return kOp; }
 
@@ -84,9 +88,8 @@ void check_qkv(const Tensor& q, const Tensor& k, const Tensor& v) {
              ": batch sizes differ (", q.size(0), " vs ", k.size(0), ")");
   LOOM_CHECK(q.size(3) == k.size(3), kOp, ": q ", q.sizes(), ", k ", k.sizes(),
              ": head dims differ (", q.size(3), " vs ", k.size(3), ")");
-  LOOM_CHECK(k.size(1) > 0 && q.size(1) % k.size(1) == 0, kOp, ": q ", q.sizes(), ", k ",
-             k.sizes(), ": ", q.size(1), " query heads are not a multiple of ", k.size(1),
-             " kv heads");
+  LOOM_CHECK(k.size(1) > 0 && q.size(1) % k.size(1) == 0, kOp, ": q ", q.sizes(), ", k ", k.sizes(),
+             ": ", q.size(1), " query heads are not a multiple of ", k.size(1), " kv heads");
 }
 
 void check_options(const AttentionOptions& opt, const Tensor& q, const Dims& scores) {
@@ -109,8 +112,8 @@ void check_options(const AttentionOptions& opt, const Tensor& q, const Dims& sco
   }
   LOOM_CHECK(opt.dropout_p >= 0.0 && opt.dropout_p < 1.0, kOp, ": dropout_p = ", opt.dropout_p,
              ": expected a probability in [0, 1)");
-  LOOM_CHECK(opt.dropout_p == 0.0 || opt.generator != nullptr, kOp, ": dropout_p = ",
-             opt.dropout_p, ": dropout needs a generator (AttentionOptions::generator)");
+  LOOM_CHECK(opt.dropout_p == 0.0 || opt.generator != nullptr, kOp, ": dropout_p = ", opt.dropout_p,
+             ": dropout needs a generator (AttentionOptions::generator)");
 }
 
 }  // namespace
@@ -132,7 +135,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   }
   const Tensor qc = kernel_operand(q), kc = kernel_operand(k), vc = kernel_operand(v);
   const bool recording = should_record({&qc, &kc, &vc});
-  Tensor out = empty(q.sizes(), q.dtype(), q.device());  // out: (B, H, T, D)
+  Tensor out = empty(q.sizes(), q.dtype(), q.device());                        // out: (B, H, T, D)
   Tensor probs = recording ? empty(scores, q.dtype(), q.device()) : Tensor();  // (B, H, T, S)
   const kernels::TensorRef mask =
       opt.mask.defined() ? detail::broadcast_ref(opt.mask, scores) : kernels::TensorRef{};

@@ -20,7 +20,8 @@ namespace loom::kernels::cpu {
 namespace {
 
 // A row-major block: rows x cols, rows ld elements apart, columns contiguous.
-template <class T> struct Mat {
+template <class T>
+struct Mat {
   T* p;
   int64_t rows, cols, ld;
   T* row(int64_t i) const { return p + i * ld; }
@@ -48,15 +49,18 @@ void blas(bool ta, bool tb, Mat<T> c, Mat<const T> a, Mat<const T> b, int64_t K,
 }
 
 // c (M, N) = alpha * a (M, K) bᵀ + beta * c, b (N, K).
-template <class T> void gemm_nt(Mat<T> c, Mat<const T> a, Mat<const T> b, T alpha, T beta) {
+template <class T>
+void gemm_nt(Mat<T> c, Mat<const T> a, Mat<const T> b, T alpha, T beta) {
   blas(false, true, c, a, b, a.cols, alpha, beta);
 }
 // c (M, N) = alpha * a (M, K) b (K, N) + beta * c.
-template <class T> void gemm_nn(Mat<T> c, Mat<const T> a, Mat<const T> b, T alpha, T beta) {
+template <class T>
+void gemm_nn(Mat<T> c, Mat<const T> a, Mat<const T> b, T alpha, T beta) {
   blas(false, false, c, a, b, a.cols, alpha, beta);
 }
 // c (M, N) = alpha * aᵀ b + beta * c, a (K, M), b (K, N).
-template <class T> void gemm_tn(Mat<T> c, Mat<const T> a, Mat<const T> b, T alpha, T beta) {
+template <class T>
+void gemm_tn(Mat<T> c, Mat<const T> a, Mat<const T> b, T alpha, T beta) {
   blas(true, false, c, a, b, a.rows, alpha, beta);
 }
 
@@ -72,7 +76,8 @@ Shape shape_of(const TensorRef& q, const TensorRef& k) {
 }
 
 // The (rows, D) matrix of head `h` of batch `b` in a (B, heads, rows, D) operand.
-template <class T> Mat<T> head(const TensorRef& x, int64_t b, int64_t h) {
+template <class T>
+Mat<T> head(const TensorRef& x, int64_t b, int64_t h) {
   LOOM_DEBUG_ASSERT(x.sizes[3] <= 1 || x.strides[3] == 1);
   const int64_t rows = x.sizes[2], cols = x.sizes[3];
   T* p = x.ptr<T>() + b * x.strides[0] + h * x.strides[1];
@@ -80,14 +85,15 @@ template <class T> Mat<T> head(const TensorRef& x, int64_t b, int64_t h) {
 }
 
 // One row of a (B, H, T, S) ref stretched by broadcasting: pointer and column stride.
-template <class T> struct RowRef {
+template <class T>
+struct RowRef {
   const T* p = nullptr;
   int64_t stride = 0;
 };
-template <class T> RowRef<T> row_of(const TensorRef& x, int64_t b, int64_t h, int64_t i) {
+template <class T>
+RowRef<T> row_of(const TensorRef& x, int64_t b, int64_t h, int64_t i) {
   if (!x.data) return {};
-  return {x.ptr<const T>() + b * x.strides[0] + h * x.strides[1] + i * x.strides[2],
-          x.strides[3]};
+  return {x.ptr<const T>() + b * x.strides[0] + h * x.strides[1] + i * x.strides[2], x.strides[3]};
 }
 
 // Number of keys query i may see under the causal rule (all S without it): j <= S - T + i.
@@ -100,7 +106,8 @@ int64_t visible_keys(const Shape& s, int64_t i, bool causal) {
 // (not on threads or alignment).
 constexpr int kLanes = 8;
 
-template <class F> double lane_sum(int64_t n, F term) {
+template <class F>
+double lane_sum(int64_t n, F term) {
   double acc[kLanes] = {};
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes)
@@ -109,7 +116,8 @@ template <class F> double lane_sum(int64_t n, F term) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-template <class T> T row_max(const T* x, int64_t n) {
+template <class T>
+T row_max(const T* x, int64_t n) {
   T acc[kLanes];
   std::fill(acc, acc + kLanes, -std::numeric_limits<T>::infinity());
   int64_t j = 0;
@@ -144,13 +152,6 @@ void softmax_row(T* z, int64_t S, int64_t visible, RowRef<bool> mask, RowRef<T> 
   for (int64_t j = 0; j < visible; ++j) z[j] *= inv;
 }
 
-// Uniform in [0, 1) with 53 random bits, as fill_bernoulli draws it from one counter.
-inline double uniform01(uint64_t counter, uint64_t seed) {
-  const auto r = philox4x32(counter, seed);
-  const uint64_t bits = (uint64_t(r[0]) << 21) ^ (uint64_t(r[1]) >> 11);
-  return double(bits & ((uint64_t(1) << 53) - 1)) * 0x1.0p-53;
-}
-
 // Note [Dropped weights keep their sign]: the backward needs P everywhere (dZ = P * (dP -
 // rowsum(dP * P)) is not zero where a weight was dropped) and which weights were dropped.
 // Rather than regenerate the mask or save it beside P, the saved probs hold -P where the
@@ -158,32 +159,35 @@ inline double uniform01(uint64_t counter, uint64_t seed) {
 
 // Dropout on one (T, S) block of probabilities P whose first weight uses Philox counter
 // `counter`: w = P * keep / (1 - p). With `mark`, dropped entries of P are negated (see
-// the Note); w may be P when not marking. Zero weights (hidden keys) stay zero whatever
-// the draw, so their (costly) draws are skipped: the counters stay those of the stream.
+// the Note); w may be P when not marking. Zero weights (hidden keys) stay zero, and
+// unmarked, whatever the draw. The uniforms are drawn 64 at a time (vectorised Philox).
 template <class T>
 void dropout_block(T* w, T* P, int64_t n, uint64_t counter, const AttentionParams& p, bool mark) {
   const double keep = 1.0 - p.dropout_p;
   const T scale = T(1.0 / keep);
-  for (int64_t j = 0; j < n; ++j) {
-    const T pj = P[j];
-    if (pj == T(0)) {
-      w[j] = T(0);
-      continue;
+  double u[64];  // the uniforms of fill_bernoulli's stream for this block, 64 at a time
+  for (int64_t j0 = 0; j0 < n; j0 += 64) {
+    const int64_t m = std::min<int64_t>(64, n - j0);
+    philox_uniform01(u, m, counter + uint64_t(j0), p.seed);
+    for (int64_t j = j0; j < j0 + m; ++j) {
+      const T pj = P[j];
+      const bool kept = u[j - j0] < keep;
+      w[j] = kept ? pj * scale : T(0);
+      if (mark && !kept && pj != T(0)) P[j] = -pj;
     }
-    const bool kept = uniform01(counter + uint64_t(j), p.seed) < keep;
-    w[j] = kept ? pj * scale : T(0);
-    if (mark && !kept) P[j] = -pj;
   }
 }
 
 // The forward's weights from saved, sign-marked probs: w = P / (1 - p) where kept, else 0.
-template <class T> void weights_from_marked(T* w, const T* P, int64_t n, T scale) {
+template <class T>
+void weights_from_marked(T* w, const T* P, int64_t n, T scale) {
   for (int64_t j = 0; j < n; ++j) w[j] = std::signbit(P[j]) ? T(0) : P[j] * scale;
 }
 
 // One row of dZ = P * (dP - rowsum(dP * P)), in place over dPw = grad_out vᵀ (the gradient
 // of the weights applied to v); dP = dPw / (1 - p) where kept, 0 where dropped (marked P).
-template <class T> void grad_scores_row(T* z, const T* P, int64_t S, bool drop, T scale) {
+template <class T>
+void grad_scores_row(T* z, const T* P, int64_t S, bool drop, T scale) {
   if (drop) {
     for (int64_t j = 0; j < S; ++j) z[j] = std::signbit(P[j]) ? T(0) : z[j] * scale;
     const T d = T(lane_sum(S, [&](int64_t j) { return double(z[j]) * double(std::abs(P[j])); }));
@@ -207,7 +211,8 @@ constexpr int64_t kCausalRows = 32;
 struct Chunk {
   int64_t i0, rows, keys;  // query rows [i0, i0 + rows) see at most keys [0, keys)
 };
-template <class F> void for_each_chunk(const Shape& s, bool causal, F f) {
+template <class F>
+void for_each_chunk(const Shape& s, bool causal, F f) {
   const int64_t n = causal ? kCausalRows : std::max<int64_t>(s.T, 1);
   for (int64_t i0 = 0; i0 < s.T; i0 += n) {
     const int64_t rows = std::min(n, s.T - i0);
@@ -277,15 +282,14 @@ void backward_head(const TensorRef& grad_q, Mat<T> dK, Mat<T> dV, const TensorRe
     for (int64_t i = 0; i < c.rows; ++i)
       grad_scores_row(dZc.row(i), P.row(c.i0 + i), c.keys, drop, keep_scale);
     if (dQ.p) gemm_nn<T>(dQ.sub(c.i0, c.rows, s.D), dZc, K.sub(0, c.keys, s.D), T(p.scale), T(0));
-    if (dK.p)
-      gemm_tn<T>(dK.sub(0, c.keys, s.D), dZc, Q.sub(c.i0, c.rows, s.D), T(p.scale), T(1));
+    if (dK.p) gemm_tn<T>(dK.sub(0, c.keys, s.D), dZc, Q.sub(c.i0, c.rows, s.D), T(p.scale), T(1));
   });
 }
 
 template <class T>
 void backward(const TensorRef& grad_q, const TensorRef& grad_k, const TensorRef& grad_v,
-              const TensorRef& grad_out, const TensorRef& q, const TensorRef& k,
-              const TensorRef& v, const TensorRef& probs, const AttentionParams& p) {
+              const TensorRef& grad_out, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+              const TensorRef& probs, const AttentionParams& p) {
   const Shape s = shape_of(q, k);
   const int64_t TS = s.T * s.S, SD = s.S * s.D;
   parallel_for(s.B * s.KV, s.group() * TS * (4 * s.D + kScoreCost), [&](int64_t r0, int64_t r1) {
@@ -327,18 +331,17 @@ void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k,
   LOOM_ASSERT(!probs.data || (probs.sizes == scores && probs.is_contiguous()));
   LOOM_ASSERT(!mask.data || (mask.sizes == scores && mask.dtype == DType::Bool));
   LOOM_ASSERT(!bias.data || (bias.sizes == scores && bias.dtype == q.dtype));
-  dispatch_floating(q.dtype, "scaled_dot_product_attention", [&]<class T>() {
-    forward<T>(out, probs, q, k, v, mask, bias, p);
-  });
+  dispatch_floating(q.dtype, "scaled_dot_product_attention",
+                    [&]<class T>() { forward<T>(out, probs, q, k, v, mask, bias, p); });
 }
 
-void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v,
-                        TensorRef grad_out, TensorRef q, TensorRef k, TensorRef v,
-                        TensorRef probs, const AttentionParams& p) {
+void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v, TensorRef grad_out,
+                        TensorRef q, TensorRef k, TensorRef v, TensorRef probs,
+                        const AttentionParams& p) {
   check_operands(q, k, v);
   check_operands(grad_out, k, v);
   LOOM_ASSERT(grad_out.sizes == q.sizes);
-  LOOM_ASSERT(probs.data && probs.is_contiguous());
+  LOOM_ASSERT((probs.data || probs.numel() == 0) && probs.is_contiguous());
   LOOM_ASSERT(!grad_q.data || (grad_q.sizes == q.sizes && grad_q.is_contiguous()));
   LOOM_ASSERT(!grad_k.data || (grad_k.sizes == k.sizes && grad_k.is_contiguous()));
   LOOM_ASSERT(!grad_v.data || (grad_v.sizes == v.sizes && grad_v.is_contiguous()));

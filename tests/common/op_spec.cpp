@@ -17,6 +17,7 @@ Tensors make_spec_inputs(const OpSpec& spec, DType dtype, bool non_contiguous, u
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
     Tensor& x = inputs[i];
+    if (!x.defined()) continue;  // an optional operand left out
     if (non_contiguous && x.is_floating_point() && x.numel() > 1) {
       if (x.dim() >= 2 && x.size(-1) > 1 && x.size(-2) > 1) {
         // Same values, transposed strides: materialise x^T, view it back as x's shape.
