@@ -1,5 +1,6 @@
-// Where the shared specs live: $LOOM_SPECS_DIR (ctest sets it), else ../shared/specs
-// beside the checkout. A missing file fails the calling test; it never skips.
+// Where the golden values live: $LOOM_SPECS_DIR (ctest sets it), else the directory CMake
+// chose (../shared/specs beside the checkout, or the committed copy in tests/data/specs).
+// A missing file fails the calling test; it never skips.
 #pragma once
 
 #include <doctest/doctest.h>

@@ -12,6 +12,7 @@
 #include "autograd/ops.h"
 #include "optim/adamw.h"
 #include "recipes/h5.h"
+#include "common/specs.h"
 
 namespace loom::optim {
 namespace {
@@ -19,13 +20,7 @@ namespace {
 using ag::DType;
 using ag::Tensor;
 
-std::string golden_path() {
-  const char* dir = std::getenv("LOOM_SPECS_DIR");
-  REQUIRE_MESSAGE(dir != nullptr, "LOOM_SPECS_DIR is not set (ctest sets it)");
-  const std::string path = std::string(dir) + "/model_golden.h5";
-  REQUIRE_MESSAGE(std::filesystem::exists(path), path, " is missing");
-  return path;
-}
+std::string golden_path() { return test::spec_path("model_golden.h5"); }
 
 Tensor leaf(Tensor t) {
   t.set_requires_grad(true);

@@ -10,6 +10,7 @@
 
 #include "autograd/ops.h"
 #include "recipes/h5.h"
+#include "common/specs.h"
 
 namespace loom::recipes::h5 {
 namespace {
@@ -31,13 +32,7 @@ struct TempPath {
   }
 };
 
-std::string golden_path() {
-  const char* dir = std::getenv("LOOM_SPECS_DIR");
-  REQUIRE_MESSAGE(dir != nullptr, "LOOM_SPECS_DIR is not set (ctest sets it)");
-  const std::string path = std::string(dir) + "/model_golden.h5";
-  REQUIRE_MESSAGE(fs::exists(path), path, " is missing");
-  return path;
-}
+std::string golden_path() { return test::spec_path("model_golden.h5"); }
 
 TEST_CASE("h5: datasets of every type and shape round-trip exactly") {
   const TempPath tmp;
