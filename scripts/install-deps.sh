@@ -15,6 +15,8 @@ packages=(
   libtomlplusplus-dev      # recipes
   libcli11-dev             # command line
   nlohmann-json3-dev       # metrics.jsonl, --json output
+  libsword-utils sword-text-web sword-text-sparv sword-text-kjv  # the default corpus (mod2imp)
+  gnuplot-nox              # training curves as PNG
 )
 
 missing=()

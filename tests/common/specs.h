@@ -1,5 +1,5 @@
 // Where the golden values live: $LOOM_SPECS_DIR (ctest sets it), else the directory CMake
-// chose (../shared/specs beside the checkout, or the committed copy in tests/data/specs).
+// chose (../shared/specs beside the checkout, or the committed copy in tests/golden).
 // A missing file fails the calling test; it never skips.
 #pragma once
 
