@@ -186,6 +186,17 @@ DecoderState Transformer::start_decoding(const Tensor& src) const {
   return state;
 }
 
+void DecoderState::select(const Tensor& rows) {
+  auto pick = [&](Tensor& t) {
+    if (t.defined()) t = ag::index_select(t, 0, rows);
+  };
+  pick(memory);
+  pick(src_mask);
+  pick(tgt_mask);
+  for (LayerCache& layer : layers)
+    for (KVCache* c : {&layer.self, &layer.cross}) pick(c->k), pick(c->v);
+}
+
 Tensor Transformer::decode_step(DecoderState& state, const Tensor& tokens) const {
   LOOM_CHECK(tokens.dim() == 2, "decode_step: tokens ", tokens.sizes(), ": expected (B, T) ids");
   const int64_t T = tokens.size(1), L = state.length;

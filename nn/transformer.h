@@ -91,6 +91,11 @@ struct DecoderState {
   Tensor tgt_mask;    // (B, length) bool: target tokens fed so far that are not pad
   std::vector<LayerCache> layers;
   int64_t length = 0;
+
+  // Keeps batch rows `rows` (1-D int64/int32, repeats allowed) of every tensor above, in
+  // that order: row i of the new state is row rows[i] of the old (beam search reorders
+  // and replicates hypotheses with it). Differentiable like ag::index_select.
+  void select(const Tensor& rows);
 };
 
 class Transformer : public Module {

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "nn/config.h"
+#include "recipes/toml_reader.h"
 
 namespace loom::recipes {
 
@@ -14,10 +15,11 @@ namespace loom::recipes {
 // (a file path, or e.g. "checkpoint config"). Keys absent keep ModelConfig's defaults.
 nn::ModelConfig parse_model_config(std::string_view toml_text, const std::string& source);
 
+// Reads the keys present in a [model] table into cfg (no validation).
+void read_model_table(const toml::table& model, const std::string& source, nn::ModelConfig& cfg);
+
 // The [model] section as TOML text that parse_model_config reads back to the same config.
 std::string model_config_to_toml(const nn::ModelConfig& cfg);
 
-// The valid key nearest to `key` by edit distance (for "did you mean" hints).
-std::string nearest_key(const std::string& key, std::initializer_list<const char*> valid);
 
 }  // namespace loom::recipes

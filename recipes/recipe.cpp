@@ -1,0 +1,145 @@
+#include "recipes/recipe.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "recipes/model_config.h"
+#include "recipes/toml_reader.h"
+
+namespace loom::recipes {
+namespace {
+
+const std::vector<std::string> kSections = {"model", "data", "optim", "train", "device"};
+
+// Applies one "section.key=value" override to the TOML tree.
+void apply_override(toml::table& root, const std::string& source, const std::string& text) {
+  const size_t eq = text.find('=');
+  LOOM_CHECK(eq != std::string::npos && eq > 0, "--set ", text,
+             ": expected section.key=value, e.g. --set train.max_steps=100");
+  const std::string path = text.substr(0, eq), value = text.substr(eq + 1);
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    const size_t dot = path.find('.', start);
+    parts.push_back(path.substr(start, dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  LOOM_CHECK(parts.size() >= 2, "--set ", text, ": expected section.key=value (", path,
+             " has no section)");
+  LOOM_CHECK(std::find(kSections.begin(), kSections.end(), parts[0]) != kSections.end(),
+             source, ": --set ", path, ": unknown section ", parts[0], "; did you mean ",
+             nearest_key(parts[0], kSections), "?");
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    parsed = toml::parse("v = \"" + value + "\"");  // a bare word: a string
+  }
+  toml::table* t = &root;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (!t->contains(parts[i])) t->insert(parts[i], toml::table{});
+    t = (*t)[parts[i]].as_table();
+    LOOM_CHECK(t != nullptr, "--set ", text, ": ", parts[i], " is not a table");
+  }
+  t->insert_or_assign(parts.back(), *parsed.get("v"));
+}
+
+void read_data(const toml::table& t, const std::string& src, DataConfig& d) {
+  const TomlReader r(src, t, "data.");
+  r.check_keys({"train", "dev", "test", "tokenizer", "max_tokens"});
+  r.get("train", d.train);
+  r.get("dev", d.dev);
+  r.get("test", d.test);
+  r.get("tokenizer", d.tokenizer);
+  r.get("max_tokens", d.max_tokens);
+  for (const auto* split : {&d.train, &d.dev, &d.test})
+    LOOM_CHECK(split->size() == 2, src, ": data.train/dev/test: expected [source_file, target_file]");
+  LOOM_CHECK(d.max_tokens > 0, src, ": data.max_tokens = ", d.max_tokens, ": must be positive");
+}
+
+void read_optim(const toml::table& t, const std::string& src, OptimConfig& o) {
+  const TomlReader r(src, t, "optim.");
+  r.check_keys({"lr", "beta1", "beta2", "eps", "weight_decay", "decay_embeddings", "schedule",
+                "warmup", "min_lr", "clip_norm", "accumulate"});
+  r.get("lr", o.lr);
+  r.get("beta1", o.beta1);
+  r.get("beta2", o.beta2);
+  r.get("eps", o.eps);
+  r.get("weight_decay", o.weight_decay);
+  r.get("decay_embeddings", o.decay_embeddings);
+  r.get("schedule", o.schedule);
+  r.get("warmup", o.warmup);
+  r.get("min_lr", o.min_lr);
+  r.get("clip_norm", o.clip_norm);
+  r.get("accumulate", o.accumulate);
+  LOOM_CHECK(o.schedule == "inverse_sqrt" || o.schedule == "cosine" || o.schedule == "constant",
+             src, ": optim.schedule = \"", o.schedule, "\": expected inverse_sqrt, cosine or constant");
+  LOOM_CHECK(o.lr > 0, src, ": optim.lr = ", o.lr, ": must be positive");
+  LOOM_CHECK(o.accumulate >= 1, src, ": optim.accumulate = ", o.accumulate, ": must be >= 1");
+  LOOM_CHECK(o.clip_norm >= 0, src, ": optim.clip_norm = ", o.clip_norm, ": must be >= 0 (0 disables)");
+}
+
+void read_train(const toml::table& t, const std::string& src, TrainConfig& c) {
+  const TomlReader r(src, t, "train.");
+  r.check_keys({"seed", "max_steps", "max_minutes", "log_every", "eval_every", "eval_sentences",
+                "samples", "patience", "beam", "threads", "max_bad_steps"});
+  int64_t seed = int64_t(c.seed);
+  r.get("seed", seed);
+  c.seed = uint64_t(seed);
+  r.get("max_steps", c.max_steps);
+  r.get("max_minutes", c.max_minutes);
+  r.get("log_every", c.log_every);
+  r.get("eval_every", c.eval_every);
+  r.get("eval_sentences", c.eval_sentences);
+  r.get("samples", c.samples);
+  r.get("patience", c.patience);
+  r.get("beam", c.beam);
+  r.get("threads", c.threads);
+  r.get("max_bad_steps", c.max_bad_steps);
+  LOOM_CHECK(c.max_steps > 0, src, ": train.max_steps = ", c.max_steps, ": must be positive");
+  LOOM_CHECK(c.log_every > 0 && c.eval_every > 0, src,
+             ": train.log_every and train.eval_every must be positive");
+  LOOM_CHECK(c.beam >= 1, src, ": train.beam = ", c.beam, ": must be >= 1");
+}
+
+}  // namespace
+
+Recipe parse_recipe(std::string_view text, const std::string& source,
+                    const std::vector<std::string>& overrides) {
+  toml::table root = parse_toml(text, source);
+  for (const std::string& o : overrides) apply_override(root, source, o);
+  const TomlReader top(source, root, "");
+  top.check_keys(kSections);
+  Recipe r;
+  r.source = source;
+  if (const toml::table* t = top.subtable("model")) read_model_table(*t, source, r.model);
+  if (const toml::table* t = top.subtable("data")) read_data(*t, source, r.data);
+  if (const toml::table* t = top.subtable("optim")) read_optim(*t, source, r.optim);
+  if (const toml::table* t = top.subtable("train")) read_train(*t, source, r.train);
+  if (const toml::table* t = top.subtable("device")) {
+    const TomlReader d(source, *t, "device.");
+    d.check_keys({"type"});
+    d.get("type", r.device.type);
+    LOOM_CHECK(r.device.type == "cpu", source, ": device.type = \"", r.device.type,
+               "\": only cpu is built (CUDA arrives with issue 9)");
+  }
+  try {
+    r.model.validate();
+  } catch (const Error& e) {
+    throw Error(detail::cat(source, ": ", e.what()));
+  }
+  std::ostringstream os;
+  os << root;
+  r.resolved_toml = os.str();
+  return r;
+}
+
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  LOOM_CHECK(in.good(), path, ": cannot open the recipe file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_recipe(text.str(), path, overrides);
+}
+
+}  // namespace loom::recipes

@@ -1,0 +1,63 @@
+// Recipe parsing: defaults, overrides, and errors that name the file, key and fix.
+#include <doctest/doctest.h>
+
+#include "recipes/recipe.h"
+
+namespace loom::recipes {
+namespace {
+
+const char* kRecipe = R"(
+[model]
+d_model = 128
+heads = 4
+kv_heads = 4
+ffn = 512
+encoder_layers = 2
+decoder_layers = 2
+
+[optim]
+lr = 7e-4
+warmup = 400
+
+[train]
+max_steps = 1000
+)";
+
+TEST_CASE("recipes: values, defaults and --set overrides") {
+  const Recipe r = parse_recipe(kRecipe, "tiny.toml", {"train.max_steps=50", "optim.schedule=cosine",
+                                                       "model.rope.scaling=\"yarn\"", "data.max_tokens=100"});
+  CHECK(r.model.d_model == 128);
+  CHECK(r.model.encoder_layers == 2);
+  CHECK(r.optim.lr == 7e-4);
+  CHECK(r.optim.warmup == 400);
+  CHECK(r.optim.schedule == "cosine");  // a bare word is a string
+  CHECK(r.model.rope.scaling == "yarn");
+  CHECK(r.train.max_steps == 50);
+  CHECK(r.data.max_tokens == 100);
+  CHECK(r.train.beam == 4);  // default
+  CHECK(r.resolved_toml.find("max_steps = 50") != std::string::npos);
+}
+
+TEST_CASE("recipes: errors name the file, the key and the nearest valid key") {
+  CHECK_THROWS_WITH_AS(parse_recipe("[train]\nmax_step = 5\n", "r.toml"),
+                       "r.toml: train.max_step: unknown key; did you mean train.max_steps?", Error);
+  CHECK_THROWS_WITH_AS(parse_recipe("[optim]\nlr = \"fast\"\n", "r.toml"),
+                       "r.toml: optim.lr: expected a number", Error);
+  CHECK_THROWS_WITH_AS(parse_recipe("[trian]\n", "r.toml"),
+                       "r.toml: trian: unknown key; did you mean train?", Error);
+  CHECK_THROWS_WITH_AS(parse_recipe("", "r.toml", {"train.beem=3"}),
+                       "r.toml: train.beem: unknown key; did you mean train.beam?", Error);
+  CHECK_THROWS_WITH_AS(parse_recipe("", "r.toml", {"tran.beam=3"}),
+                       "r.toml: --set tran.beam: unknown section tran; did you mean train?", Error);
+  CHECK_THROWS_WITH_AS(parse_recipe("", "r.toml", {"beam"}),
+                       "--set beam: expected section.key=value, e.g. --set train.max_steps=100", Error);
+  CHECK_THROWS_WITH_AS(parse_recipe("[model]\nheads = 3\n", "r.toml"),
+                       "r.toml: model.heads = 3: d_model (256) must be a positive multiple of heads",
+                       Error);
+  CHECK_THROWS_WITH_AS(parse_recipe("[model\n", "r.toml"), doctest::Contains("r.toml:1:"), Error);
+  CHECK_THROWS_WITH_AS(load_recipe("/nonexistent/x.toml"),
+                       "/nonexistent/x.toml: cannot open the recipe file", Error);
+}
+
+}  // namespace
+}  // namespace loom::recipes
