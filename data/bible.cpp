@@ -1,17 +1,23 @@
 // The Bible corpus: mod2imp dumps -> aligned, filtered, split verse pairs, documents and a
 // joint SentencePiece model. See bible.h for the steps and the misalignment statistic.
+// file-size: the whole corpus pipeline (markup, alignment, checks, splits, atomic writing)
+// in one place; the OSIS markup part (~170 lines) can move to data/osis.cpp if it grows.
 #include "data/bible.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <ostream>
-#include <random>
+#include <set>
 #include <sstream>
 #include <unordered_map>
 
@@ -22,9 +28,12 @@ namespace loom::data {
 namespace fs = std::filesystem;
 namespace {
 
-// Elements dropped with everything inside them: footnotes, headings, speaker labels.
-bool dropped_element(std::string_view name) {
-  return name == "note" || name == "title" || name == "speaker";
+// Elements dropped with everything inside them: footnotes, headings, speaker labels. A
+// canonical title (a psalm's superscription) is scripture and kept: the Reina-Valera has it
+// as the start of verse 1.
+bool dropped_element(std::string_view name, std::string_view tag) {
+  if (name == "title") return tag.find("canonical=\"true\"") == std::string_view::npos;
+  return name == "note" || name == "speaker";
 }
 
 // Elements that only wrap words (their tags are not word boundaries).
@@ -35,22 +44,40 @@ bool inline_element(std::string_view name) {
   return false;
 }
 
+// One code point as UTF-8 (RFC 3629): a lead byte, then 6 bits per continuation byte.
 void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+  if (cp < 0x80) return void(out += static_cast<char>(cp));
+  const int tails = cp < 0x800 ? 1 : cp < 0x10000 ? 2 : 3;
+  const unsigned lead[] = {0, 0xC0, 0xE0, 0xF0};
+  out += static_cast<char>(lead[tails] | (cp >> (6 * tails)));
+  for (int t = tails - 1; t >= 0; --t) out += static_cast<char>(0x80 | ((cp >> (6 * t)) & 0x3F));
+}
+
+// One tag starting at osis[at] == '<': its name and kind; end is one past its '>' (npos
+// when the tag is cut off).
+struct Tag {
+  std::string_view name, body;
+  bool closing = false, self_closing = false;
+  std::size_t end = std::string_view::npos;
+};
+Tag parse_tag(std::string_view osis, std::size_t at) {
+  Tag t;
+  const std::size_t gt = osis.find('>', at);
+  if (gt == std::string_view::npos) return t;
+  t.body = osis.substr(at + 1, gt - at - 1);
+  t.closing = t.body.starts_with('/');
+  t.self_closing = t.body.ends_with('/');
+  if (t.closing) t.body.remove_prefix(1);
+  t.name = t.body.substr(0, t.body.find_first_of(" \t/"));
+  t.end = gt + 1;
+  return t;
+}
+
+// The whole of `text` as a number; false when empty or anything else is in it.
+template <class T>
+bool parse_number(std::string_view text, T& value, int base = 10) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+  return !text.empty() && ec == std::errc() && end == text.data() + text.size();
 }
 
 // The entity body between '&' and ';' -> UTF-8, or false when it is not one we know.
@@ -62,17 +89,10 @@ bool unescape(std::string_view body, std::string& out) {
   if (body == "apos") return out += '\'', true;
   if (body.size() < 2 || body[0] != '#') return false;
   const bool hex = body[1] == 'x' || body[1] == 'X';
-  const std::string digits(body.substr(hex ? 2 : 1));
-  if (digits.empty()) return false;
-  std::size_t used = 0;
-  unsigned long cp = 0;
-  try {
-    cp = std::stoul(digits, &used, hex ? 16 : 10);
-  } catch (const std::exception&) {
+  uint32_t cp = 0;
+  if (!parse_number(body.substr(hex ? 2 : 1), cp, hex ? 16 : 10) || cp == 0 || cp > 0x10FFFF)
     return false;
-  }
-  if (used != digits.size() || cp == 0 || cp > 0x10FFFF) return false;
-  append_utf8(out, static_cast<uint32_t>(cp));
+  append_utf8(out, cp);
   return true;
 }
 
@@ -84,6 +104,37 @@ bool closing_punctuation(std::string_view rest) {
   return false;
 }
 
+// The Reina-Valera prints a chapter's opening word in capitals ("EN el principio", "Y
+// ACONTECIÓ que", "De SIETE años"): in verse 1, the first word, or else the second, that is
+// all capitals (A-Z and Latin-1 Á, Ñ, ...) and two or more letters long keeps its first
+// letter and lowercases the rest.
+void recase_chapter_opening(std::string& text) {
+  auto capital = [&](std::size_t i) -> int {  // byte length of a capital letter at i, else 0
+    if (i >= text.size()) return 0;
+    if (text[i] >= 'A' && text[i] <= 'Z') return 1;
+    const auto b = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+    return text[i] == '\xC3' && b >= 0x80 && b <= 0x9E && b != 0x97 ? 2 : 0;
+  };
+  auto recase_word = [&](std::size_t start) {
+    std::size_t end = start, letters = 0;
+    for (int n; (n = capital(end)) > 0; end += n) ++letters;
+    if (letters < 2 || (end < text.size() && text[end] != ' ' &&
+                        !std::ispunct(static_cast<unsigned char>(text[end]))))
+      return false;
+    for (std::size_t i = start + capital(start); i < end;) {
+      const int n = capital(i);
+      if (n == 1)
+        text[i] = static_cast<char>(text[i] + ('a' - 'A'));
+      else
+        text[i + 1] = static_cast<char>(text[i + 1] + 0x20);  // U+00C0.. -> U+00E0..
+      i += n;
+    }
+    return true;
+  };
+  const std::size_t second = text.find(' ');
+  if (!recase_word(0) && second != std::string::npos) recase_word(second + 1);
+}
+
 std::size_t utf8_chars(std::string_view s) {
   return static_cast<std::size_t>(
       std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
@@ -93,9 +144,8 @@ double median(std::vector<double> v) {
   if (v.empty()) return 0;
   const std::size_t m = v.size() / 2;
   std::nth_element(v.begin(), v.begin() + m, v.end());
-  double hi = v[m];
-  if (v.size() % 2 == 1) return hi;
-  return (hi + *std::max_element(v.begin(), v.begin() + m)) / 2;
+  if (v.size() % 2 == 1) return v[m];
+  return (v[m] + *std::max_element(v.begin(), v.begin() + m)) / 2;
 }
 
 // spread(k) of one chapter (bible.h): pairs[i].src with pairs[i+k].tgt.
@@ -116,13 +166,9 @@ double spread(const std::vector<const VersePair*>& ch, int k) {
 
 }  // namespace
 
-std::string Verse::ref() const {
-  return book + " " + std::to_string(chapter) + ":" + std::to_string(verse);
-}
-std::string VersePair::ref() const {
-  return book + " " + std::to_string(chapter) + ":" + std::to_string(verse);
-}
+std::string Verse::ref() const { return VersePair{book, chapter, verse, "", ""}.ref(); }
 std::string VersePair::chapter_ref() const { return book + " " + std::to_string(chapter); }
+std::string VersePair::ref() const { return chapter_ref() + ":" + std::to_string(verse); }
 
 std::string osis_to_text(std::string_view osis) {
   std::string out;
@@ -131,33 +177,20 @@ std::string osis_to_text(std::string_view osis) {
   while (i < osis.size()) {
     const char c = osis[i];
     if (c == '<') {
-      const std::size_t end = osis.find('>', i);
-      if (end == std::string_view::npos) break;  // a cut-off tag: drop the rest
-      std::string_view tag = osis.substr(i + 1, end - i - 1);
-      const bool closing = tag.starts_with('/');
-      const bool self_closing = tag.ends_with('/');
-      if (closing) tag.remove_prefix(1);
-      const std::string_view name = tag.substr(0, tag.find_first_of(" \t/"));
-      i = end + 1;
-      if (!closing && !self_closing && dropped_element(name)) {
+      const Tag tag = parse_tag(osis, i);
+      if (tag.end == std::string_view::npos) break;  // a cut-off tag: drop the rest
+      i = tag.end;
+      if (!tag.closing && !tag.self_closing && dropped_element(tag.name, tag.body)) {
         // Skip to the matching close tag, counting nested elements of the same name.
-        int depth = 1;
-        while (depth > 0 && i < osis.size()) {
+        for (int depth = 1; depth > 0;) {
           const std::size_t lt = osis.find('<', i);
-          if (lt == std::string_view::npos) { i = osis.size(); break; }
-          const std::size_t gt = osis.find('>', lt);
-          if (gt == std::string_view::npos) { i = osis.size(); break; }
-          std::string_view inner = osis.substr(lt + 1, gt - lt - 1);
-          const bool inner_close = inner.starts_with('/');
-          if (inner_close) inner.remove_prefix(1);
-          if (inner.substr(0, inner.find_first_of(" \t/")) == name && !inner.ends_with('/'))
-            depth += inner_close ? -1 : 1;
-          i = gt + 1;
+          const Tag inner = lt == std::string_view::npos ? Tag{} : parse_tag(osis, lt);
+          i = std::min(inner.end, osis.size());  // unclosed: nothing after it is text
+          if (inner.end == std::string_view::npos) break;
+          if (inner.name == tag.name && !inner.self_closing) depth += inner.closing ? -1 : 1;
         }
-        boundary = true;
-      } else if (!inline_element(name)) {
-        boundary = true;
       }
+      boundary = boundary || !inline_element(tag.name);
       continue;
     }
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
@@ -203,13 +236,9 @@ std::vector<Verse> parse_imp(std::string_view dump) {
         continue;
       Verse v;
       v.book = std::string(head.substr(0, space));
-      try {
-        v.chapter = std::stoi(std::string(head.substr(space + 1, colon - space - 1)));
-        v.verse = std::stoi(std::string(head.substr(colon + 1)));
-      } catch (const std::exception&) {
+      if (!parse_number(head.substr(space + 1, colon - space - 1), v.chapter) ||
+          !parse_number(head.substr(colon + 1), v.verse) || v.chapter <= 0 || v.verse <= 0)
         continue;
-      }
-      if (v.chapter <= 0 || v.verse <= 0) continue;
       verses.push_back(std::move(v));
       in_verse = true;
     } else if (in_verse) {
@@ -217,6 +246,7 @@ std::vector<Verse> parse_imp(std::string_view dump) {
       const std::string more = osis_to_text(line);
       if (!text.empty() && !more.empty()) text += ' ';
       text += more;
+      if (verses.back().verse == 1) recase_chapter_opening(text);
     }
   }
   return verses;
@@ -274,13 +304,11 @@ std::vector<ChapterCheck> find_misaligned_chapters(const std::vector<VersePair>&
   for (auto& c : checks) {
     const double shifted = std::min(c.spread_prev, c.spread_next);
     std::ostringstream why;
-    if (c.pairs >= options.min_pairs && shifted < options.shift_margin * c.spread) {
-      why.precision(3);
+    why.precision(3);
+    if (c.pairs >= options.min_pairs && shifted < options.shift_margin * c.spread)
       why << "a one-verse shift fits better (spread " << c.spread << " -> " << shifted << ")";
-    } else if (c.spread > bound) {
-      why.precision(3);
+    else if (c.spread > bound)
       why << "length-ratio spread " << c.spread << " above " << bound;
-    }
     c.reason = why.str();
   }
   return checks;
@@ -288,23 +316,49 @@ std::vector<ChapterCheck> find_misaligned_chapters(const std::vector<VersePair>&
 
 const char* split_name(Split s) {
   switch (s) {
-    case Split::train: return "train";
-    case Split::dev: return "dev";
-    case Split::test: return "test";
+    case Split::train:
+      return "train";
+    case Split::dev:
+      return "dev";
+    case Split::test:
+      return "test";
   }
   LOOM_UNREACHABLE("split_name: unknown split");
 }
 
-Split chapter_split(std::string_view chapter_ref) {
-  uint64_t h = 14695981039346656037ull;  // FNV-1a 64 (Fowler, Noll, Vo)
-  for (const char c : chapter_ref) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
-  const uint64_t bucket = h % 1000;
-  if (bucket < 15) return Split::dev;
-  if (bucket < 30) return Split::test;
-  return Split::train;
+std::vector<Split> chapter_splits(const std::vector<std::string>& chapters, double held_out) {
+  // FNV-1a 64 (Fowler, Noll, Vo) of the name, then MurmurHash3's fmix64 finalizer: FNV alone
+  // keeps "Job 3" and "Job 4" close in the high bits, which would hold out runs of chapters.
+  auto hash = [](std::string_view text) {
+    uint64_t h = 14695981039346656037ull;
+    for (const char c : text) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdull;
+    h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+  };
+  std::vector<std::pair<uint64_t, std::size_t>> order;
+  for (std::size_t i = 0; i < chapters.size(); ++i) order.emplace_back(hash(chapters[i]), i);
+  std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : chapters[a.second] < chapters[b.second];
+  });
+  const auto n = static_cast<std::size_t>(std::lround(held_out * chapters.size()));
+  std::vector<Split> splits(chapters.size(), Split::train);
+  for (std::size_t r = 0; r < std::min(2 * n, order.size()); ++r)
+    splits[order[r].second] = r < n ? Split::dev : Split::test;
+  return splits;
+}
+
+std::size_t drop_ratio_outliers(std::vector<VersePair>& pairs, double max_log_ratio) {
+  auto log_ratio = [](const VersePair& p) {
+    return std::log(static_cast<double>(utf8_chars(p.tgt)) / utf8_chars(p.src));
+  };
+  std::vector<double> r;
+  for (const auto& p : pairs) r.push_back(log_ratio(p));
+  const double m = median(r);
+  const std::size_t before = pairs.size();
+  std::erase_if(pairs,
+                [&](const VersePair& p) { return std::abs(log_ratio(p) - m) > max_log_ratio; });
+  return before - pairs.size();
 }
 
 namespace {
@@ -313,8 +367,10 @@ namespace {
 std::string dump_module(const std::string& tool, const std::string& module,
                         const std::string& package) {
   const std::string command = tool + " " + module + " 2>/dev/null";
-  const std::string fix = "; install the SWORD tools and texts: apt install libsword-utils "
-                          "sword-text-web sword-text-sparv (this module is in " + package + ")";
+  const std::string fix =
+      "; install the SWORD tools and texts: apt install libsword-utils "
+      "sword-text-web sword-text-sparv (this module is in " +
+      package + ")";
   FILE* pipe = popen(command.c_str(), "r");
   LOOM_CHECK(pipe != nullptr, "prepare bible: `", command, "`: cannot start it", fix);
   std::string out;
@@ -322,40 +378,36 @@ std::string dump_module(const std::string& tool, const std::string& module,
   std::size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
   const int status = pclose(pipe);
-  LOOM_CHECK(status == 0, "prepare bible: `", command, "` failed (status ", status, ")", fix);
-  LOOM_CHECK(out.find("\n$$$") != std::string::npos || out.starts_with("$$$"),
-             "prepare bible: `", command, "` printed no verses (module not installed?)", fix);
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  LOOM_CHECK(code == 0, "prepare bible: `", command, "` failed (",
+             code == 127 ? "command not found" : "exit status " + std::to_string(code), ")", fix);
+  LOOM_CHECK(out.find("\n$$$") != std::string::npos || out.starts_with("$$$"), "prepare bible: `",
+             command, "` printed no verses (module not installed?)", fix);
   return out;
 }
 
-// A folder inside out_dir that is removed unless commit() moved its files out.
-class StagingDir {
- public:
-  explicit StagingDir(const fs::path& out) : out_(out) {
+// OUT/.tmp-PID: the corpus is written here and its files renamed into OUT at the end; the
+// folder is removed whatever happens (a leftover with our pid is stale).
+struct StagingDir {
+  fs::path out, path;
+  explicit StagingDir(const fs::path& out_dir)
+      : out(out_dir), path(out_dir / (".tmp-" + std::to_string(::getpid()))) {
     std::error_code ec;
     fs::create_directories(out, ec);
     LOOM_CHECK(!ec, "prepare bible: ", out.string(), ": cannot create the output folder (",
                ec.message(), "); pass --out with a writable folder");
-    std::random_device rd;
-    path_ = out / (".tmp-" + std::to_string(rd() % 1000000));
-    fs::create_directory(path_, ec);
-    LOOM_CHECK(!ec, "prepare bible: ", path_.string(), ": cannot write into the output folder (",
+    fs::remove_all(path, ec);
+    fs::create_directory(path, ec);
+    LOOM_CHECK(!ec, "prepare bible: ", path.string(), ": cannot write into the output folder (",
                ec.message(), "); pass --out with a writable folder");
   }
   StagingDir(const StagingDir&) = delete;
   StagingDir& operator=(const StagingDir&) = delete;
   ~StagingDir() {
     std::error_code ec;
-    fs::remove_all(path_, ec);
+    fs::remove_all(path, ec);
   }
-  fs::path file(const std::string& name) const { return path_ / name; }
-  // Renames the files into out_dir in the given order.
-  void commit(const std::vector<std::string>& names) const {
-    for (const auto& n : names) fs::rename(path_ / n, out_ / n);
-  }
-
- private:
-  fs::path out_, path_;
+  fs::path file(const std::string& name) const { return path / name; }
 };
 
 std::ofstream open_out(const fs::path& p) {
@@ -369,14 +421,14 @@ std::ofstream open_out(const fs::path& p) {
 PrepareReport prepare_bible(const BibleOptions& options, std::ostream& log) {
   using clock = std::chrono::steady_clock;
   LOOM_CHECK(options.doc_min_verses >= 1 && options.doc_max_verses >= options.doc_min_verses,
-             "prepare bible: document sizes ", options.doc_min_verses, "..",
-             options.doc_max_verses, ": need 1 <= min <= max");
+             "prepare bible: document sizes ", options.doc_min_verses, "..", options.doc_max_verses,
+             ": need 1 <= min <= max");
   const auto t0 = clock::now();
   StagingDir stage(options.out_dir);
-  const auto source = parse_imp(dump_module(options.mod2imp, options.source_module,
-                                            "sword-text-web"));
-  const auto target = parse_imp(dump_module(options.mod2imp, options.target_module,
-                                            "sword-text-sparv"));
+  const auto source =
+      parse_imp(dump_module(options.mod2imp, options.source_module, "sword-text-web"));
+  const auto target =
+      parse_imp(dump_module(options.mod2imp, options.target_module, "sword-text-sparv"));
   log << "prepare bible: " << source.size() << " " << options.source_module << " verses, "
       << target.size() << " " << options.target_module << " verses\n";
   Alignment aligned = align_verses(source, target);
@@ -385,15 +437,15 @@ PrepareReport prepare_bible(const BibleOptions& options, std::ostream& log) {
   report.unpaired_source = aligned.unpaired_source;
   report.unpaired_target = aligned.unpaired_target;
   log << "  aligned " << aligned.pairs.size() << " pairs; dropped " << aligned.dropped_empty
-      << " empty, unpaired " << aligned.unpaired_source << " " << options.source_module
-      << " and " << aligned.unpaired_target << " " << options.target_module << " verses\n";
+      << " empty, unpaired " << aligned.unpaired_source << " " << options.source_module << " and "
+      << aligned.unpaired_target << " " << options.target_module << " verses\n";
 
   double threshold = 0;
   const auto checks = find_misaligned_chapters(aligned.pairs, MisalignOptions{}, &threshold);
-  std::map<std::string, std::string> dropped;  // chapter -> reason
+  std::set<std::string> dropped;
   for (const auto& c : checks)
     if (!c.reason.empty()) {
-      dropped.emplace(c.chapter, c.reason);
+      dropped.insert(c.chapter);
       report.dropped_chapters.push_back(c);
       report.dropped_chapter_verses += c.pairs;
     }
@@ -402,6 +454,19 @@ PrepareReport prepare_bible(const BibleOptions& options, std::ostream& log) {
       << threshold << ")\n";
   for (const auto& c : report.dropped_chapters)
     log << "    " << c.chapter << " (" << c.pairs << " pairs): " << c.reason << "\n";
+  std::erase_if(aligned.pairs, [&](const VersePair& p) { return dropped.count(p.chapter_ref()); });
+  report.dropped_ratio = drop_ratio_outliers(aligned.pairs);
+  log << "  dropped " << report.dropped_ratio << " pairs with an outlying length ratio\n";
+  const auto& pairs = aligned.pairs;  // in chapter order
+  std::vector<std::string> chapters;
+  std::vector<std::size_t> starts;  // index of each chapter's first pair, then pairs.size()
+  for (std::size_t i = 0; i < pairs.size(); ++i)
+    if (chapters.empty() || chapters.back() != pairs[i].chapter_ref()) {
+      chapters.push_back(pairs[i].chapter_ref());
+      starts.push_back(i);
+    }
+  starts.push_back(pairs.size());
+  const auto splits = chapter_splits(chapters, options.held_out);
 
   std::vector<std::string> names;
   std::array<std::array<std::ofstream, 3>, 3> files, docs;  // [split][en, es, ref]
@@ -414,44 +479,37 @@ PrepareReport prepare_bible(const BibleOptions& options, std::ostream& log) {
       names.push_back("docs." + split + "." + ext[e]);
       docs[s][e] = open_out(stage.file(names.back()));
     }
-
-  // Verses, and per chapter its runs of consecutive verses cut into documents.
-  auto write_docs = [&](const std::vector<const VersePair*>& run, int s) {
-    const auto n = static_cast<long>(run.size());
-    if (n < options.doc_min_verses) return;
-    const long parts = (n + options.doc_max_verses - 1) / options.doc_max_verses;
-    for (long p = 0; p < parts; ++p) {
-      const long b = n * p / parts, e = n * (p + 1) / parts;
-      std::string en, es;
-      for (long i = b; i < e; ++i) {
-        en += (i > b ? " " : "") + run[i]->src;
-        es += (i > b ? " " : "") + run[i]->tgt;
+  // pairs[b, e) are consecutive verses: cut them into near-equal documents of at most
+  // doc_max_verses (none when fewer than doc_min_verses).
+  auto write_docs = [&](long b, long e, int s) {
+    if (e - b < options.doc_min_verses) return;
+    const long parts = (e - b + options.doc_max_verses - 1) / options.doc_max_verses;
+    for (long p = 0, first = b; p < parts; ++p) {
+      const long last = b + (e - b) * (p + 1) / parts;
+      for (long i = first; i < last; ++i) {
+        docs[s][0] << (i > first ? " " : "") << pairs[i].src;
+        docs[s][1] << (i > first ? " " : "") << pairs[i].tgt;
       }
-      docs[s][0] << en << '\n';
-      docs[s][1] << es << '\n';
-      docs[s][2] << run[b]->ref() << '-' << run[e - 1]->ref() << '\n';
+      docs[s][0] << '\n';
+      docs[s][1] << '\n';
+      docs[s][2] << pairs[first].ref() << '-' << pairs[last - 1].ref() << '\n';
       ++report.documents[s];
+      first = last;
     }
   };
-  std::vector<const VersePair*> run;
-  int run_split = 0;
-  for (const auto& p : aligned.pairs) {
-    const std::string chapter = p.chapter_ref();
-    if (dropped.count(chapter)) continue;
-    const int s = static_cast<int>(chapter_split(chapter));
-    files[s][0] << p.src << '\n';
-    files[s][1] << p.tgt << '\n';
-    files[s][2] << p.ref() << '\n';
-    ++report.verses[s];
-    const VersePair* last = run.empty() ? nullptr : run.back();
-    if (last && (last->book != p.book || last->chapter != p.chapter || last->verse + 1 != p.verse)) {
-      write_docs(run, run_split);
-      run.clear();
+  for (std::size_t c = 0; c < chapters.size(); ++c) {
+    const int s = static_cast<int>(splits[c]);
+    for (std::size_t i = starts[c], run = starts[c]; i < starts[c + 1]; ++i) {
+      files[s][0] << pairs[i].src << '\n';
+      files[s][1] << pairs[i].tgt << '\n';
+      files[s][2] << pairs[i].ref() << '\n';
+      ++report.verses[s];
+      if (i + 1 == starts[c + 1] || pairs[i + 1].verse != pairs[i].verse + 1) {  // run ends
+        write_docs(static_cast<long>(run), static_cast<long>(i + 1), s);
+        run = i + 1;
+      }
     }
-    run.push_back(&p);
-    run_split = s;
   }
-  write_docs(run, run_split);
   for (auto* group : {&files, &docs})
     for (auto& split : *group)
       for (auto& f : split) {
@@ -460,8 +518,8 @@ PrepareReport prepare_bible(const BibleOptions& options, std::ostream& log) {
                    ": writing failed (disk full?)");
       }
   for (int s = 0; s < 3; ++s)
-    log << "  " << split_name(static_cast<Split>(s)) << ": " << report.verses[s]
-        << " verses, " << report.documents[s] << " documents\n";
+    log << "  " << split_name(static_cast<Split>(s)) << ": " << report.verses[s] << " verses, "
+        << report.documents[s] << " documents\n";
   const auto t1 = clock::now();
   report.seconds_extract = std::chrono::duration<double>(t1 - t0).count();
 
@@ -471,10 +529,9 @@ PrepareReport prepare_bible(const BibleOptions& options, std::ostream& log) {
   report.seconds_tokenizer = std::chrono::duration<double>(clock::now() - t1).count();
   names.push_back("spm.vocab");
   names.push_back("spm.model");  // last: its presence marks a complete corpus
-  stage.commit(names);
+  for (const auto& n : names) fs::rename(stage.file(n), stage.out / n);
   log << "  wrote " << options.out_dir << " (vocab " << report.vocab << ") in "
-      << report.seconds_extract << " s extract + " << report.seconds_tokenizer
-      << " s tokenizer\n";
+      << report.seconds_extract << " s extract + " << report.seconds_tokenizer << " s tokenizer\n";
   return report;
 }
 

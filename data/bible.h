@@ -5,11 +5,12 @@
 // (OSIS 2.1.1 manual, https://crosswire.org/osis). Steps (DESIGN.md "Data"):
 //   osis_to_text     markup -> plain text: tags removed, <note>, <title>, <speaker> dropped
 //                    with their contents, entities unescaped, whitespace collapsed;
-//   parse_imp        a dump -> verses (chapter and verse 0 skipped);
+//   parse_imp        a dump -> verses (chapter and verse 0 skipped, drop capitals recased);
 //   align_verses     English and Spanish verses paired by reference, empty pairs dropped;
 //   find_misaligned_chapters  chapters whose versifications differ (the modules use NRSVA
 //                    and KJV numbering), found from the log length ratios of their pairs;
-//   chapter_split    whole chapters held out for dev and test by a stable hash;
+//   drop_ratio_outliers  single verse pairs of implausible length ratio dropped;
+//   chapter_splits   whole chapters held out for dev and test by a stable hash;
 //   prepare_bible    all of it, the text and .ref files, the document-level set and the
 //                    joint SentencePiece model (data/tokenizer.h).
 #pragma once
@@ -26,18 +27,19 @@ namespace loom::data {
 struct BibleOptions {
   std::string out_dir = "data/bible";
   int vocab = 8000;
-  std::string mod2imp = "mod2imp";           // the SWORD dump tool (package libsword-utils)
+  std::string mod2imp = "mod2imp";             // the SWORD dump tool (package libsword-utils)
   std::string source_module = "engWEB2015eb";  // package sword-text-web
   std::string target_module = "spaRV1909eb";   // package sword-text-sparv
   int doc_min_verses = 4;                      // document-level set: runs of 4..64 verses
   int doc_max_verses = 64;
+  double held_out = 0.015;  // fraction of chapters for dev, and again for test
 };
 
 struct Verse {
   std::string book;  // SWORD's English book name, e.g. "1 Samuel"
   int chapter = 0;
   int verse = 0;
-  std::string text;  // plain text, may be empty
+  std::string text;         // plain text, may be empty
   std::string ref() const;  // "1 Samuel 24:1"
 };
 
@@ -50,18 +52,20 @@ struct VersePair {
   std::string chapter_ref() const;  // "1 Samuel 24"
 };
 
-// OSIS markup of one verse -> plain text. A dropped note or a structural tag (div, l, lb,
+// OSIS markup of one verse -> plain text. <title canonical="true"> (a psalm superscription)
+// is kept, other titles are dropped. A dropped note or a structural tag (div, l, lb,
 // lg, chapter, milestone, ...) separates words: a space is put there unless whitespace or
 // closing punctuation (, . ; : ! ? ) ] ” ’ » …) follows.
 std::string osis_to_text(std::string_view osis);
 
-// A whole mod2imp dump -> its verses in order; headings and chapter/verse 0 are skipped.
+// A whole mod2imp dump -> its verses in order; headings and chapter/verse 0 are skipped. A
+// chapter's first word printed in capitals ("Y ACONTECIÓ que") is recased ("Y Aconteció").
 std::vector<Verse> parse_imp(std::string_view dump);
 
 struct Alignment {
-  std::vector<VersePair> pairs;  // in source order, both sides non-empty
-  std::size_t dropped_empty = 0;     // references present on both sides with an empty side
-  std::size_t unpaired_source = 0;   // source references missing from the target
+  std::vector<VersePair> pairs;     // in source order, both sides non-empty
+  std::size_t dropped_empty = 0;    // references present on both sides with an empty side
+  std::size_t unpaired_source = 0;  // source references missing from the target
   std::size_t unpaired_target = 0;
 };
 Alignment align_verses(const std::vector<Verse>& source, const std::vector<Verse>& target);
@@ -71,18 +75,19 @@ Alignment align_verses(const std::vector<Verse>& source, const std::vector<Verse
 // per pair; spread(k) = mean |r - median(r)|, the mean absolute deviation of the log length
 // ratio. A faithful verse pair has a nearly constant ratio (spread ~0.1); pairs of unrelated
 // verses do not. Chapter c is misaligned when
-//   (a) a one-verse shift fits better: min(spread(-1), spread(+1)) < shift_margin*spread(0)
-//       (needs at least min_pairs pairs), or
+//   (a) a one-verse shift fits clearly better: min(spread(-1), spread(+1)) < shift_margin *
+//       spread(0) (needs at least min_pairs pairs; the margin keeps short chapters of
+//       similar-length verses, e.g. Psalm 150, where a shift fits about as well), or
 //   (b) spread(0) is an outlier among chapters: above median + outlier_mads * 1.4826 MAD
 //       of all chapters' spread(0) (a partial shift, a merged or split verse).
 struct ChapterCheck {
   std::string chapter;  // "Jonah 2"
   std::size_t pairs = 0;
   double spread = 0, spread_prev = 0, spread_next = 0;  // spread(0), spread(-1), spread(+1)
-  std::string reason;  // empty when kept
+  std::string reason;                                   // empty when kept
 };
 struct MisalignOptions {
-  double shift_margin = 1.0;
+  double shift_margin = 0.8;
   double outlier_mads = 6.0;
   std::size_t min_pairs = 4;
 };
@@ -93,14 +98,22 @@ std::vector<ChapterCheck> find_misaligned_chapters(const std::vector<VersePair>&
 
 enum class Split { train = 0, dev = 1, test = 2 };
 const char* split_name(Split s);
-// Stable across runs and machines: FNV-1a 64 of "Book C"; 15 per mille of chapters go to
-// dev, 15 to test.
-Split chapter_split(std::string_view chapter_ref);
+// Whole chapters held out, deterministically and in exact proportion: chapters are ranked by
+// a 64-bit hash of their name (FNV-1a + fmix64; ties by name); the first round(held_out * N) go to
+// dev, the next as many to test, the rest to train. A chapter's rank depends only on its
+// name, so the choice is the same on every machine and run.
+std::vector<Split> chapter_splits(const std::vector<std::string>& chapters,
+                                  double held_out = 0.015);
+
+// Verse pairs whose log length ratio is further than `max_log_ratio` from the median of all
+// pairs (a translation 2.7x longer or shorter than usual: an appended doxology or end
+// matter, e.g. WEB's Romans 14:23) are dropped; returns how many.
+std::size_t drop_ratio_outliers(std::vector<VersePair>& pairs, double max_log_ratio = 1.0);
 
 struct PrepareReport {
   std::array<std::size_t, 3> verses{};     // per Split
   std::array<std::size_t, 3> documents{};  // per Split
-  std::size_t dropped_empty = 0, unpaired_source = 0, unpaired_target = 0;
+  std::size_t dropped_empty = 0, unpaired_source = 0, unpaired_target = 0, dropped_ratio = 0;
   std::vector<ChapterCheck> dropped_chapters;
   std::size_t dropped_chapter_verses = 0;
   int vocab = 0;

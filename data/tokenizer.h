@@ -39,6 +39,8 @@ class Tokenizer {
   std::string serialized() const;
 
  private:
+  friend void train_tokenizer(const std::vector<std::string>&, const std::string&, int,
+                              std::ostream&);
   Tokenizer(std::shared_ptr<const sentencepiece::SentencePieceProcessor> sp, std::string source);
   std::shared_ptr<const sentencepiece::SentencePieceProcessor> sp_;
   std::string source_;

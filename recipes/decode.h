@@ -1,14 +1,16 @@
 // Translation decoding with the decoder's KV cache: greedy and beam search over batches of
 // sources, one new target token per step (Transformer::decode_step with (B, 1) tokens).
 //
-// Beam search follows fairseq's SequenceGenerator (Ott et al. 2019,
-// https://github.com/facebookresearch/fairseq/blob/main/fairseq/sequence_generator.py):
-// each live hypothesis is one batch row of the DecoderState; per sentence the 2*beam best
-// extensions (sum of log-probs) are ranked, an eos among the first `beam` of them moves its
-// hypothesis aside as finished, the best `beam` others continue, and DecoderState::select
-// reorders/replicates the rows. A sentence is done once it has `beam` finished hypotheses;
-// at its length cap every live hypothesis is finished with a forced eos. The answer is the
-// finished hypothesis of best normalised score (see DecodeOptions::length_penalty).
+// Beam search is the shrinking beam of Nematus (Sennrich et al. 2017, "Nematus: a Toolkit
+// for Neural Machine Translation", https://github.com/EdinburghNLP/nematus, after
+// Bahdanau et al.'s GroundHog): each live hypothesis is one batch row of the DecoderState;
+// per sentence the `width` best one-token extensions of its live hypotheses (by sum of
+// log-probs) are kept, where width = beam minus the hypotheses finished so far; an
+// extension by eos is finished and set aside, the others stay live, and
+// DecoderState::select reorders/replicates the rows. A sentence is done when all its
+// beams are finished, or at its length cap, where every live hypothesis is finished with
+// a forced eos. The answer is the finished hypothesis of best normalised score (see
+// DecodeOptions::length_penalty). With beam 1 this is exactly greedy search.
 // pad and bos are never generated.
 #pragma once
 
@@ -28,8 +30,9 @@ struct DecodeOptions {
   // the two caps applies. Per sentence, not per batch, so results do not depend on which
   // sentences share a batch.
   double max_len_a = 1.2, max_len_b = 10;
-  // fairseq's length penalty: a finished hypothesis of n tokens plus eos is ranked by
-  // (sum of its n + 1 log-probs) / (n + 1)^length_penalty. 0 = raw sum (favours short
+  // fairseq's length penalty (fairseq/sequence_generator.py, Ott et al. 2019,
+  // https://github.com/facebookresearch/fairseq): a finished hypothesis of n tokens plus eos is
+  // ranked by (sum of its n + 1 log-probs) / (n + 1)^length_penalty. 0 = raw sum (favours short
   // outputs), 1 = mean log-prob per token. Beam search only; greedy takes the argmax.
   double length_penalty = 1.0;
 };

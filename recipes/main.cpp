@@ -2,16 +2,23 @@
 // prints it and turns it into an exit status.
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <iostream>
 
+#include "data/bible.h"
 #include "kernels/error.h"
+#include "kernels/profile.h"
+#include "recipes/commands.h"
 #include "recipes/demo.h"
+#include "recipes/recipe.h"
+#include "recipes/trainer.h"
 
 int main(int argc, char** argv) {
+  using namespace loom;
   CLI::App app{"loom: a small deep-learning training framework"};
   app.require_subcommand(1);
 
-  loom::recipes::DemoOptions demo;
+  recipes::DemoOptions demo;
   CLI::App* demo_cmd = app.add_subcommand("demo", "train a 2-layer MLP on generated spirals");
   demo_cmd->add_option("--steps", demo.steps, "training steps")->capture_default_str();
   demo_cmd->add_option("--hidden", demo.hidden, "hidden units")->capture_default_str();
@@ -19,9 +26,54 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--lr", demo.lr, "learning rate")->capture_default_str();
   demo_cmd->add_option("--seed", demo.seed, "random seed")->capture_default_str();
 
+  CLI::App* prepare_cmd = app.add_subcommand("prepare", "build a corpus");
+  std::string corpus;
+  data::BibleOptions bible;
+  prepare_cmd->add_option("corpus", corpus, "corpus name (bible)")->required();
+  prepare_cmd->add_option("--out", bible.out_dir, "output folder")->capture_default_str();
+  prepare_cmd->add_option("--vocab", bible.vocab, "SentencePiece vocabulary")->capture_default_str();
+
+  CLI::App* train_cmd = app.add_subcommand("train", "train from a recipe");
+  std::string recipe_path, out_dir;
+  std::vector<std::string> sets;
+  train_cmd->add_option("recipe", recipe_path, "recipe TOML file")->required();
+  train_cmd->add_option("--set", sets, "section.key=value override (repeatable)");
+  train_cmd->add_option("--out", out_dir, "run folder (default runs/<recipe name>)");
+
+  recipes::DecodeOptions decode;
+  decode.beam = 4;
+  std::string checkpoint;
+  CLI::App* translate_cmd = app.add_subcommand("translate", "translate stdin to stdout");
+  translate_cmd->add_option("--checkpoint", checkpoint, "checkpoint (.h5)")->required();
+  translate_cmd->add_option("--beam", decode.beam, "beam size (1: greedy)")->capture_default_str();
+  translate_cmd->add_option("--max-len", decode.max_len, "longest translation in tokens")->capture_default_str();
+  translate_cmd->add_option("--length-penalty", decode.length_penalty, "alpha")->capture_default_str();
+
+  CLI::App* eval_cmd = app.add_subcommand("eval", "loss, perplexity, BLEU and chrF of a checkpoint");
+  std::string split = "test";
+  bool json = false;
+  eval_cmd->add_option("--checkpoint", checkpoint, "checkpoint (.h5)")->required();
+  eval_cmd->add_option("--split", split, "dev, test or SRC,TGT files")->capture_default_str();
+  eval_cmd->add_option("--beam", decode.beam, "beam size (1: greedy)")->capture_default_str();
+  eval_cmd->add_flag("--json", json, "print one JSON object");
+
   CLI11_PARSE(app, argc, argv);
   try {
-    if (demo_cmd->parsed()) loom::recipes::run_demo(demo, std::cout);
+    if (demo_cmd->parsed()) recipes::run_demo(demo, std::cout);
+    if (prepare_cmd->parsed()) {
+      LOOM_CHECK(corpus == "bible", "prepare: unknown corpus \"", corpus, "\"; available: bible");
+      data::prepare_bible(bible, std::cout);
+    }
+    if (train_cmd->parsed()) {
+      const recipes::Recipe r = recipes::load_recipe(recipe_path, sets);
+      if (out_dir.empty()) out_dir = "runs/" + std::filesystem::path(recipe_path).stem().string();
+      recipes::train(r, out_dir, std::cout);
+    }
+    if (translate_cmd->parsed()) recipes::translate_stream(checkpoint, decode, std::cin, std::cout);
+    if (eval_cmd->parsed()) recipes::eval_command(checkpoint, split, decode, json, std::cout);
+    if (kernels::profile::enabled())
+      std::cerr << "\nLOOM_PROFILE: time in kernels by op kind (whole run)\n\n"
+                << kernels::profile::report(1);
   } catch (const loom::Error& e) {
     std::cerr << "loom: error: " << e.what() << "\n";
     return 1;

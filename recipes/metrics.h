@@ -39,7 +39,8 @@ std::string tokenize_13a(std::string_view line);
 // Corpus BLEU of hyps against refs (one reference per hypothesis; the counts must match).
 BleuScore corpus_bleu(const std::vector<std::string>& hyps, const std::vector<std::string>& refs);
 
-// BLEU of one sentence, same tokenizer and smoothing (sacreBLEU's BLEU().sentence_score).
+// BLEU of one sentence, same tokenizer and smoothing, without effective order
+// (sacreBLEU's BLEU().sentence_score): a hypothesis under 4 tokens scores 0.
 double sentence_bleu(const std::string& hyp, const std::string& ref);
 
 // Corpus chrF of hyps against refs (the counts must match).

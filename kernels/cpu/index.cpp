@@ -24,7 +24,8 @@ std::vector<int64_t> read_index(const TensorRef& index, const TensorRef& x, int 
       const int64_t v = int64_t(p[k * s]);
       if (v < 0 || v >= n)
         throw Error(detail::cat("index_select: x ", x.sizes, ", dim ", dim, ", index [", K,
-                                "]: index ", v, " at position ", k, " is out of range for size ", n));
+                                "]: index ", v, " at position ", k, " is out of range for size ",
+                                n));
       flat[size_t(k)] = v;
     }
   };
@@ -67,7 +68,8 @@ void for_each_pair(const Slices& s, T* dst, const U* src, F&& f) {
   int64_t idx[Dims::kMax] = {};
   for (int64_t r = 0; r < rows; ++r) {
     int64_t doff = 0, soff = 0;
-    for (int d = 0; d < nd - 1; ++d) doff += idx[d] * s.dst_strides[d], soff += idx[d] * s.src_strides[d];
+    for (int d = 0; d < nd - 1; ++d)
+      doff += idx[d] * s.dst_strides[d], soff += idx[d] * s.src_strides[d];
     for (int64_t i = 0; i < len; ++i) f(dst[doff + i * ds], src[soff + i * ss]);
     for (int d = nd - 2; d >= 0 && ++idx[d] == s.sizes[d]; --d) idx[d] = 0;
   }

@@ -27,7 +27,7 @@ TEST_CASE("index_select: exact slices along each dim, repeats, int32/int64, stri
   CHECK(cols.to_vector<float>() == std::vector<float>{3, 1, 7, 5, 11, 9});
   CHECK(index_select(x, 1, from_vector<int64_t>({}, {0})).sizes() == Dims{3, 0});
   // x transposed (strides (1, 4)) and an index with stride 2.
-  const Tensor xt = x.transpose(0, 1);  // (4, 3)
+  const Tensor xt = x.transpose(0, 1);                                                 // (4, 3)
   const Tensor idx = from_vector<int64_t>({1, 9, 3, 9, 1, 9}, {6}).slice(0, 0, 6, 2);  // 1, 3, 1
   CHECK(index_select(xt, 0, idx).to_vector<float>() ==
         std::vector<float>{1, 5, 9, 3, 7, 11, 1, 5, 9});
@@ -35,26 +35,28 @@ TEST_CASE("index_select: exact slices along each dim, repeats, int32/int64, stri
         std::vector<float>{8, 9, 10, 11});
   // Non-float dtypes (masks and ids in decoding states).
   const Tensor b = from_vector<int64_t>({1, 0, 0, 1}, {2, 2}).to(DType::Bool);
-  CHECK(index_select(b, 0, from_vector<int64_t>({1, 1, 0}, {3})).to(DType::I64).to_vector<int64_t>() ==
-        std::vector<int64_t>{0, 1, 0, 1, 1, 0});
-  CHECK(index_select(arange(5, DType::I64), 0, from_vector<int32_t>({4, 4}, {2})).to_vector<int64_t>() ==
-        std::vector<int64_t>{4, 4});
+  CHECK(index_select(b, 0, from_vector<int64_t>({1, 1, 0}, {3}))
+            .to(DType::I64)
+            .to_vector<int64_t>() == std::vector<int64_t>{0, 1, 0, 1, 1, 0});
+  CHECK(index_select(arange(5, DType::I64), 0, from_vector<int32_t>({4, 4}, {2}))
+            .to_vector<int64_t>() == std::vector<int64_t>{4, 4});
 }
 
 TEST_CASE("index_select: gradients along each dim with repeated and unused indices") {
   const std::vector<int64_t> index = {2, 0, 2, 2};  // slice 1 unused, slice 2 three times
   for (int dim : {0, 1, 2, -1}) {
     INFO("dim ", dim);
-    check_op({.name = "index_select",
-              .op = [&](const Tensors& in) { return index_select(in[0], dim, in[1]); },
-              .reference = [&](const Tensors& in) { return concat_index_select(in[0], dim, index); },
-              .differentiable = {true, false},
-              .make_inputs =
-                  [&](DType dtype) {
-                    kernels::Generator gen(5);
-                    return Tensors{(rand({3, 4, 3}, gen, DType::F64) * 2.0 - 1.0).to(dtype),
-                                   from_vector(index, {4})};
-                  }});
+    check_op(
+        {.name = "index_select",
+         .op = [&](const Tensors& in) { return index_select(in[0], dim, in[1]); },
+         .reference = [&](const Tensors& in) { return concat_index_select(in[0], dim, index); },
+         .differentiable = {true, false},
+         .make_inputs =
+             [&](DType dtype) {
+               kernels::Generator gen(5);
+               return Tensors{(rand({3, 4, 3}, gen, DType::F64) * 2.0 - 1.0).to(dtype),
+                              from_vector(index, {4})};
+             }});
   }
   Tensor x = zeros({3, 2}).set_requires_grad();
   index_select(x, 0, from_vector<int32_t>({1, 1, 2, 1}, {4}))
@@ -83,14 +85,20 @@ TEST_CASE("index_select: the scatter-add gives the same bits on 1 and 2 threads"
 
 TEST_CASE("index_select errors name the operands and the bad index") {
   const Tensor x = ones({4, 3});
-  check_error([&] { index_select(x, 0, from_vector<int64_t>({0, 2, 5}, {3})); },
-              "index_select: x [4,3], dim 0, index [3]: index 5 at position 2 is out of range "
-              "for size 4");
+  check_error(
+      [&] {
+        index_select(x, 0, from_vector<int64_t>({0, 2, 5}, {3}));
+      },
+      "index_select: x [4,3], dim 0, index [3]: index 5 at position 2 is out of range "
+      "for size 4");
   check_error([&] { index_select(x, 1, from_vector<int32_t>({-1}, {1})); },
               "index_select: x [4,3], dim 1, index [1]: index -1 at position 0 is out of range "
               "for size 3");
-  check_error([&] { index_select(x, 0, from_vector<int64_t>({0, 1}, {1, 2})); },
-              "index_select: index int64 [1,2]: expected a 1-D tensor of indices; flatten() it first");
+  check_error(
+      [&] {
+        index_select(x, 0, from_vector<int64_t>({0, 1}, {1, 2}));
+      },
+      "index_select: index int64 [1,2]: expected a 1-D tensor of indices; flatten() it first");
   check_error([&] { index_select(x, 0, ones({2})); },
               "index_select: index float32 [2]: expected an int32 or int64 tensor of indices");
   check_error([&] { index_select(x, 2, from_vector<int64_t>({0}, {1})); },

@@ -61,3 +61,19 @@ TEST_CASE("recipes: errors name the file, the key and the nearest valid key") {
 
 }  // namespace
 }  // namespace loom::recipes
+
+namespace loom::recipes {
+namespace {
+
+TEST_CASE("recipes: every shipped recipe parses and validates") {
+  for (const char* name : {"translate-tiny", "translate-small", "translate-base", "translate-rope"}) {
+    INFO(name);
+    const Recipe r = load_recipe(std::string(LOOM_SOURCE_DIR) + "/recipes/" + name + ".toml");
+    CHECK(r.model.is_seq2seq());
+  }
+  CHECK(load_recipe(std::string(LOOM_SOURCE_DIR) + "/recipes/translate-tiny.toml").model.d_model == 128);
+  CHECK(load_recipe(std::string(LOOM_SOURCE_DIR) + "/recipes/translate-rope.toml").model.position == "rope");
+}
+
+}  // namespace
+}  // namespace loom::recipes
