@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -56,6 +57,35 @@ std::string resolved_config(const Recipe& r, int64_t vocab) {
   std::ostringstream os;
   os << root;
   return os.str();
+}
+
+// OUT/curves.png: training loss and dev BLEU against the update step, drawn by gnuplot
+// when it is installed (package gnuplot-nox); silently skipped otherwise.
+void plot_curves(const std::string& out_dir, const std::vector<std::pair<int64_t, double>>& loss,
+                 const std::vector<std::pair<int64_t, double>>& bleu) {
+  if (loss.empty() || std::system("command -v gnuplot >/dev/null 2>&1") != 0) return;
+  const fs::path dir(out_dir);
+  std::ofstream l(dir / "loss.dat"), b(dir / "bleu.dat");
+  for (const auto& [step, v] : loss) l << step << " " << v << "\n";
+  for (const auto& [step, v] : bleu) b << step << " " << v << "\n";
+  l.close(), b.close();
+  std::ofstream script(dir / "curves.gp");
+  script << "set terminal pngcairo size 900,500 noenhanced\nset output '" << (dir / "curves.png").string()
+         << "'\nset xlabel 'update'\nset ylabel 'training loss'\nset y2label 'dev BLEU'\n"
+         << "set ytics nomirror\nset y2tics\nset grid\n"
+         << "plot '" << (dir / "loss.dat").string() << "' with lines title 'loss', '"
+         << (dir / "bleu.dat").string() << "' axes x1y2 with linespoints title 'dev BLEU'\n";
+  script.close();
+  const std::string cmd = "gnuplot '" + (dir / "curves.gp").string() + "' >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) {  // pngcairo missing in some builds: fall back to png
+    std::ifstream in(dir / "curves.gp");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string s = text.str();
+    s.replace(s.find("pngcairo"), 8, "png");
+    std::ofstream(dir / "curves.gp") << s;
+    (void)std::system(cmd.c_str());
+  }
 }
 
 std::string fmt_duration(double seconds) {
@@ -121,6 +151,7 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
 
   TrainResult result;
   result.stop_reason = "max_steps";
+  std::vector<std::pair<int64_t, double>> loss_curve, bleu_curve;
   double window_loss = 0, window_tokens = 0, tokens_seen = 0, best_bleu = -1;
   int64_t window_steps = 0, bad_in_a_row = 0, skipped = 0, evals_without_gain = 0;
   auto window_start = Clock::now();
@@ -131,6 +162,7 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
                                   recipe.data.max_tokens, tc.eval_sentences, decode);
     model.train();
     result.dev_nll = e.nll, result.dev_bleu = e.bleu, result.dev_chrf = e.chrf;
+    bleu_curve.emplace_back(step, e.bleu);
     log.line("eval step ", step, ": dev loss ", std::setprecision(4), e.loss, ", nll ", e.nll,
              ", ppl ", e.ppl, ", BLEU ", std::setprecision(2), std::fixed, e.bleu, ", chrF ", e.chrf,
              std::defaultfloat);
@@ -201,6 +233,7 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
       double eta = double(tc.max_steps - step) * per_step;
       if (tc.max_minutes > 0) eta = std::min(eta, tc.max_minutes * 60 - elapsed());
       result.last_loss = window_loss / double(window_steps);
+      loss_curve.emplace_back(step, result.last_loss);
       log.line("step ", step, "/", tc.max_steps, "  epoch ", batcher.epoch() + 1, "  loss ",
                std::fixed, std::setprecision(4), result.last_loss, "  lr ", std::scientific,
                std::setprecision(2), lr, std::fixed, "  tok/s ", std::setprecision(0), tps,
@@ -227,6 +260,7 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
     }
   }
   result.steps = step;
+  plot_curves(out_dir, loss_curve, bleu_curve);
 
   // Final test-set score of the best checkpoint's weights.
   const std::string best = (fs::path(out_dir) / "checkpoints" / "best.h5").string();

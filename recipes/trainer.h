@@ -5,7 +5,8 @@
 // chrF on eval_sentences decoded sentences (with sample translations), writes
 // OUT/checkpoints/last.h5 (and best.h5 on a new best dev BLEU), and stops early after
 // `patience` evaluations without improvement. Non-finite losses skip the update; several
-// in a row stop training with an error. Everything printed also goes to OUT/train.log.
+// in a row stop training with an error. Everything printed also goes to OUT/train.log;
+// at the end OUT/curves.png plots the loss and dev BLEU (when gnuplot is installed).
 #pragma once
 
 #include <ostream>

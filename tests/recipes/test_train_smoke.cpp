@@ -82,6 +82,7 @@ TEST_CASE("train then translate and eval end to end on a tiny corpus") {
   CHECK(fs::exists(dir / "run" / "checkpoints" / "last.h5"));
   CHECK(fs::exists(dir / "run" / "checkpoints" / "best.h5"));
   CHECK(fs::exists(dir / "run" / "train.log"));
+  CHECK(fs::exists(dir / "run" / "curves.png"));  // gnuplot-nox is installed by install-deps.sh
 
   // translate and eval read the checkpoint alone.
   std::istringstream in("one two three\nfour\n");
