@@ -84,6 +84,7 @@ std::string chapter(const std::string& book, int ch, const std::vector<int>& wor
                     bool shift = false) {
   const char* en_words[] = {"and", "the", "man", "went", "into", "land", "of", "Egypt"};
   const char* es_words[] = {"y", "el", "hombre", "fué", "á", "la", "tierra", "Egipto"};
+  const char* const* vocabulary = es ? es_words : en_words;
   std::ostringstream out;
   out << "$$$" << book << " " << ch << ":0\n<chapter n=\"" << ch << "\"/>\n";
   int v = 1;
@@ -91,7 +92,7 @@ std::string chapter(const std::string& book, int ch, const std::vector<int>& wor
   for (const int n : words) {
     out << "$$$" << book << " " << ch << ":" << v++ << "\n";
     for (int w = 0; w < n; ++w)
-      out << (w ? " " : "") << "<w>" << (es ? es_words : en_words)[w % 8] << "</w>";
+      out << (w ? " " : "") << "<w>" << vocabulary[w % 8] << "</w>";
     out << ".\n";
   }
   return out.str();
