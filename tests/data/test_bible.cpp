@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/temp_dir.h"
 #include "data/bible.h"
 #include "kernels/error.h"
 
@@ -17,16 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace loom::data;
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const loom::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // Hand-written mod2imp output: headings, chapter 0 and verse 0, footnotes with nested
 // references, section and canonical titles, entities, poetry milestones, an empty verse.
@@ -233,16 +224,6 @@ TEST_CASE("bible: chapter splits are exact in size, stable and order independent
   CHECK(std::count(none.begin(), none.end(), Split::train) == 200);
   CHECK(std::string(split_name(Split::dev)) == "dev");
 }
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("loom-test-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 std::vector<std::string> lines_of(const fs::path& p) {
   std::ifstream f(p);

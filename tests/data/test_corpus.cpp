@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/temp_dir.h"
 #include "data/corpus.h"
 #include "kernels/error.h"
 
@@ -29,22 +30,6 @@ std::vector<int32_t> word_lengths(std::string_view text) {
   }
   return ids;
 }
-
-// A fresh directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("loom_test_corpus_" + name)) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string write(const std::string& file, const std::string& text) const {
-    const fs::path p = path / file;
-    std::ofstream(p, std::ios::binary) << text;
-    return p.string();
-  }
-};
 
 TEST_CASE("corpus: src = pieces + eos, tgt_in = bos + pieces, tgt_out = pieces + eos") {
   const TempDir dir("layout");

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/temp_dir.h"
 #include "data/tokenizer.h"
 #include "kernels/error.h"
 
@@ -17,27 +18,6 @@ namespace fs = std::filesystem;
 using data::Tokenizer;
 
 // A fresh folder under the system temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("loom-test-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-// The loom::Error message `f` throws ("" when it throws nothing).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const loom::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 #define CHECK_ERROR(expr, text)                                        \
   do {                                                                 \
     const std::string message_ = error_of([&] { (void)(expr); });      \

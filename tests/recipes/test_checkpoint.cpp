@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "common/temp_dir.h"
 #include "autograd/ops.h"
 #include "nn/transformer.h"
 #include "recipes/checkpoint.h"
@@ -18,15 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("loom-ckpt-" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 nn::ModelConfig tiny() {
   nn::ModelConfig c;
   c.vocab = 16, c.d_model = 8, c.heads = 2, c.kv_heads = 1, c.ffn = 12;
@@ -35,7 +27,7 @@ nn::ModelConfig tiny() {
 }
 
 TEST_CASE("checkpoint: weights, tokenizer bytes and metadata round-trip exactly") {
-  TempDir dir;
+  test::TempDir dir("checkpoint");
   const nn::Transformer model(tiny(), 3);
   CheckpointMeta meta;
   meta.step = 42, meta.epoch = 2, meta.tokens_seen = 12345;
@@ -64,7 +56,7 @@ TEST_CASE("checkpoint: weights, tokenizer bytes and metadata round-trip exactly"
 }
 
 TEST_CASE("checkpoint: a failed save leaves the previous file intact") {
-  TempDir dir;
+  test::TempDir dir("checkpoint");
   const nn::Transformer model(tiny(), 3);
   CheckpointMeta meta;
   meta.config_toml = model_config_to_toml(tiny());
@@ -79,7 +71,7 @@ TEST_CASE("checkpoint: a failed save leaves the previous file intact") {
 }
 
 TEST_CASE("checkpoint: not a checkpoint, newer format") {
-  TempDir dir;
+  test::TempDir dir("checkpoint");
   const std::string other = (dir.path / "other.h5").string();
   { h5::File::create(other).set_string_attr("format", "something-else"); }
   CHECK_THROWS_WITH_AS(load_checkpoint(other),
