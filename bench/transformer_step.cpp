@@ -44,7 +44,8 @@ Result run(int threads, int steps) {
   };
   const ag::Tensor src = ids(B, S), tgt_in = ids(B, T), tgt_out = ids(B, T);
   auto step = [&] {
-    nn::SequenceLoss l = nn::sequence_loss(model.forward(src, tgt_in), tgt_out, 0.1);
+    nn::SequenceLoss l = nn::sequence_loss(model.forward(src, tgt_in), tgt_out, 0.1, nn::kPad,
+                                           /*with_nll=*/false);
     l.loss.backward();
     adam.step();
     adam.zero_grad();

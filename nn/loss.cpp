@@ -7,14 +7,14 @@
 namespace loom::nn {
 
 SequenceLoss sequence_loss(const Tensor& logits, const Tensor& target, double label_smoothing,
-                           int64_t pad) {
+                           int64_t pad, bool with_nll) {
   SequenceLoss out;
   out.loss = ag::cross_entropy(logits, target, pad, label_smoothing);
   ag::NoGrad no_grad;
   out.tokens = ag::sum(ag::ne(target, ag::full({}, double(pad), target.dtype())).to(DType::F64))
                    .item<double>();
-  out.nll = label_smoothing == 0 ? out.loss.item<double>()
-                                 : ag::cross_entropy(logits, target, pad, 0.0).item<double>();
+  if (label_smoothing == 0) out.nll = out.loss.item<double>();
+  else if (with_nll) out.nll = ag::cross_entropy(logits, target, pad, 0.0).item<double>();
   return out;
 }
 

@@ -189,7 +189,7 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
     for (int64_t micro = 0; micro < recipe.optim.accumulate; ++micro) {
       const data::Batch b = batcher.next();
       nn::SequenceLoss l = nn::sequence_loss(model.forward(b.src, b.tgt_in), b.tgt_out,
-                                             cfg.label_smoothing);
+                                             cfg.label_smoothing, nn::kPad, /*with_nll=*/false);
       const double value = l.loss.item<double>();
       step_loss += value * double(l.tokens);
       step_tokens += double(l.tokens);

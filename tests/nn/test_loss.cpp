@@ -27,3 +27,20 @@ TEST_CASE("sequence_loss: smoothed loss, NLL over non-pad tokens, token count") 
 
 }  // namespace
 }  // namespace loom::test
+
+namespace loom::test {
+namespace {
+
+TEST_CASE("sequence_loss without the NLL pass gives the same loss and tokens") {
+  const ag::Tensor logits = ag::from_vector<double>({0, 1, 2, 3, 0, 1}, {1, 2, 3});
+  const ag::Tensor target = ag::from_vector<int64_t>({2, 1}, {1, 2});
+  const nn::SequenceLoss a = nn::sequence_loss(logits, target, 0.1, 0, true);
+  const nn::SequenceLoss b = nn::sequence_loss(logits, target, 0.1, 0, false);
+  CHECK(a.loss.item<double>() == b.loss.item<double>());
+  CHECK(a.tokens == b.tokens);
+  CHECK(a.nll > 0);
+  CHECK(b.nll == 0);
+}
+
+}  // namespace
+}  // namespace loom::test
