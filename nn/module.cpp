@@ -110,7 +110,7 @@ LoadReport Module::load_state_dict(const NamedTensors& state, bool strict) {
       report.missing.push_back(name);
     } else if (it->second->sizes() != t.sizes()) {
       std::ostringstream os;
-      os << name << ": " << it->second->sizes() << " vs " << t.sizes();
+      os << name << ": given " << it->second->sizes() << ", the model has " << t.sizes();
       report.wrong_shape.push_back(os.str());
     } else {
       report.loaded.push_back(name);

@@ -25,7 +25,7 @@ using kernels::Generator;
 
 // What load_state_dict found. strict loading throws when any list is non-empty.
 struct LoadReport {
-  std::vector<std::string> loaded, missing, unexpected, wrong_shape;  // wrong_shape: "name: [a] vs [b]"
+  std::vector<std::string> loaded, missing, unexpected, wrong_shape;  // "name: given [a], the model has [b]"
   bool ok() const { return missing.empty() && unexpected.empty() && wrong_shape.empty(); }
   std::string summary() const;  // "2 missing keys (a, b), 0 unexpected, 0 wrong-shape"
 };

@@ -1,12 +1,19 @@
 #include "recipes/checkpoint.h"
 
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include <bit>
+#include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <set>
 
 #include "autograd/ops.h"
+#include "kernels/threads.h"
 #include "recipes/h5.h"
 #include "recipes/model_config.h"
 
@@ -15,6 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr const char* kRank = "rank0";  // single-process training; ranks arrive with MPI
+
 std::string now_iso8601() {
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   char buf[32];
@@ -22,30 +31,242 @@ std::string now_iso8601() {
   return buf;
 }
 
-void write_file(const std::string& path, const ag::NamedTensors& model_state,
-                const std::string& tokenizer_bytes, const CheckpointMeta& meta) {
+// --- checked datasets -----------------------------------------------------------------
+
+size_t tensor_bytes(const ag::Tensor& contiguous) {
+  return size_t(contiguous.numel()) * kernels::dtype_size(contiguous.dtype());
+}
+uint32_t tensor_crc(const ag::Tensor& contiguous) {
+  return crc32_of(contiguous.ref().data, tensor_bytes(contiguous));
+}
+
+// A contiguous float32 tensor written from its own memory, with its checksum.
+void write_checked(h5::Group& g, const std::string& name, const ag::Tensor& t) {
+  LOOM_ASSERT(t.is_contiguous() && t.dtype() == kernels::DType::F32);
+  g.write_tensor(name, t);
+  g.dataset(name).set_int_attr("crc32", tensor_crc(t));
+}
+
+// The tensor as stored: contiguous float32 (no copy when it already is, as in training).
+ag::Tensor as_stored(const ag::Tensor& t) {
+  ag::Tensor c = t.contiguous();
+  return c.dtype() == kernels::DType::F32 ? c : c.to(kernels::DType::F32);
+}
+
+template <h5::Element T>
+void write_checked(h5::Group& g, const std::string& name, const T* data,
+                   const std::vector<int64_t>& shape, size_t n) {
+  g.write(name, data, shape);
+  g.dataset(name).set_int_attr("crc32", crc32_of(data, n * sizeof(T)));
+}
+
+void write_int(h5::Group& g, const std::string& name, int64_t v) {
+  write_checked(g, name, &v, {}, 1);
+}
+void write_u64(h5::Group& g, const std::string& name, uint64_t v) {  // bitwise in an int64
+  write_int(g, name, std::bit_cast<int64_t>(v));
+}
+void write_double(h5::Group& g, const std::string& name, double v) {
+  write_checked(g, name, &v, {}, 1);
+}
+
+// Checks a dataset's bytes against its crc32 attribute (required from format 2 on).
+void check_crc(const h5::Dataset& d, const void* bytes, size_t n, bool required) {
+  if (!d.has_attr("crc32")) {
+    LOOM_CHECK(!required, d.file_path(), ": ", d.path(),
+               ": no crc32 attribute; the file was not written by loom or was edited");
+    return;
+  }
+  const uint32_t stored = uint32_t(d.int_attr("crc32")), actual = crc32_of(bytes, n);
+  LOOM_CHECK(stored == actual, d.file_path(), ": ", d.path(), ": checksum mismatch (stored crc32 ",
+             stored, ", data has ", actual, "): the file is corrupted; use another checkpoint");
+}
+
+ag::Tensor read_tensor_checked(const h5::Group& g, const std::string& name, bool required) {
+  const h5::Dataset d = g.dataset(name);
+  ag::Tensor t = d.read_tensor();
+  check_crc(d, t.ref().data, tensor_bytes(t), required);
+  return t;
+}
+
+template <h5::Element T>
+T read_scalar_checked(const h5::Group& g, const std::string& name) {
+  const h5::Dataset d = g.dataset(name);
+  const h5::Array<T> a = d.read<T>();
+  LOOM_CHECK(a.shape.empty(), d.file_path(), ": ", d.path(), ": expected a scalar");
+  check_crc(d, a.data.data(), sizeof(T), true);
+  return a.data[0];
+}
+
+// --- writing --------------------------------------------------------------------------
+
+void write_training(h5::File& f, const TrainingState& s) {
+  h5::Group optim = f.create_group("optim");
+  optim.set_string_attr("type", s.optimizer);
+  optim.set_double_attr("lr", s.lr);
+  optim.set_int_attr("params", int64_t(s.params.size()));
+  for (const ParamOptimState& p : s.params) {
+    write_int(optim, "step/" + p.name, p.step);
+    write_checked(optim, "exp_avg/" + p.name, p.exp_avg);
+    write_checked(optim, "exp_avg_sq/" + p.name, p.exp_avg_sq);
+  }
+  h5::Group rng = f.create_group(std::string("rng/") + kRank);
+  for (const RngStream& r : s.rng) {
+    write_u64(rng, r.name + "/seed", r.seed);
+    write_u64(rng, r.name + "/offset", r.offset);
+  }
+  h5::Group loader = f.create_group(std::string("data/") + kRank);
+  write_u64(loader, "seed", s.loader.seed);
+  write_int(loader, "epoch", s.loader.epoch);
+  write_int(loader, "cursor", s.loader.cursor);
+  h5::Group metrics = f.create_group("metrics");
+  for (const auto& [name, v] : s.metrics) write_double(metrics, name, v);
+}
+
+void write_file(const std::string& path, const Checkpoint& c) {
   h5::File f = h5::File::create(path);
   f.set_string_attr("format", "loom-checkpoint");
   f.set_int_attr("format_version", kCheckpointFormatVersion);
-  f.set_int_attr("step", meta.step);
-  f.set_int_attr("epoch", meta.epoch);
-  f.set_int_attr("tokens_seen", meta.tokens_seen);
+  f.set_int_attr("step", c.meta.step);
+  f.set_int_attr("epoch", c.meta.epoch);
+  f.set_int_attr("tokens_seen", c.meta.tokens_seen);
   f.set_string_attr("loom_version", LOOM_VERSION);
   f.set_string_attr("created", now_iso8601());
-  f.set_string_attr("config", meta.config_toml);
+  f.set_string_attr("config", c.meta.config_toml);
+  f.set_string_attr("checksum", "crc32");
   h5::Group model = f.create_group("model");
-  for (const auto& [name, t] : model_state) model.write_tensor(name, t.to(kernels::DType::F32));
+  for (const auto& [name, t] : c.model_state) write_checked(model, name, t);
   h5::Group tok = f.create_group("tokenizer");
-  tok.write("model", reinterpret_cast<const uint8_t*>(tokenizer_bytes.data()),
-            {int64_t(tokenizer_bytes.size())});
+  const auto* bytes = reinterpret_cast<const uint8_t*>(c.tokenizer_bytes.data());
+  write_checked(tok, "model", bytes, {int64_t(c.tokenizer_bytes.size())}, c.tokenizer_bytes.size());
+  if (c.training) write_training(f, *c.training);
   f.flush();
   f.close();
 }
 
+// HDF5 1.10 cannot recover from a failed write: closing the file fails and the library
+// crashes at exit. So the file is written by a forked child process that reports through
+// its exit status and a pipe; a full disk or an I/O error ends only the child, and the
+// parent throws a clear error. Copy-on-write makes the fork cheap and, as the parent waits,
+// copies nothing. The child runs no OpenMP (tensors are made contiguous float32 before the
+// fork) and leaves with _exit, skipping HDF5's exit handlers.
+void write_in_child(const std::string& path, const Checkpoint& c) {
+  int pipe_fds[2];
+  LOOM_CHECK(::pipe(pipe_fds) == 0, "save_checkpoint: ", path, ": cannot create a pipe");
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(pipe_fds[0]), ::close(pipe_fds[1]);
+    throw Error(detail::cat("save_checkpoint: ", path, ": cannot fork the writer process"));
+  }
+  if (pid == 0) {
+    ::close(pipe_fds[0]);
+    std::string error;
+    try {
+      kernels::set_num_threads(1);
+      write_file(path, c);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    for (size_t done = 0; done < error.size();) {
+      const ssize_t n = ::write(pipe_fds[1], error.data() + done, error.size() - done);
+      if (n <= 0) break;
+      done += size_t(n);
+    }
+    ::_exit(error.empty() ? 0 : 1);
+  }
+  ::close(pipe_fds[1]);
+  std::string error;
+  char buf[512];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    error.append(buf, size_t(n));
+  }
+  ::close(pipe_fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+  if (error.empty())
+    error = WIFSIGNALED(status) ? detail::cat("the writer process died of signal ", WTERMSIG(status))
+                                : detail::cat("the writer process failed (status ", status, ")");
+  throw Error(error);
+}
+
+// Forces a file's (or folder's) data to the disk, so a rename never exposes a file whose
+// blocks are still only in the page cache when the machine loses power.
+void fsync_path(const fs::path& p) {
+  const int fd = ::open(p.c_str(), O_RDONLY);
+  LOOM_CHECK(fd >= 0, "save_checkpoint: ", p.string(), ": cannot open to sync");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  LOOM_CHECK(rc == 0, "save_checkpoint: ", p.string(), ": fsync failed (disk full or failing?)");
+}
+
+// --- reading --------------------------------------------------------------------------
+
+TrainingState read_training(const h5::File& f, const std::string& path,
+                            const ag::NamedTensors& model) {
+  LOOM_CHECK(f.exists("optim"), path,
+             ": no training state (/optim is missing): a weights-only checkpoint cannot be "
+             "resumed; start a new run from its weights with --init-from ", path);
+  TrainingState s;
+  const h5::Group optim = f.group("optim");
+  s.optimizer = optim.string_attr("type");
+  LOOM_CHECK(s.optimizer == "adamw", path, ": /optim: optimizer \"", s.optimizer,
+             "\" is not one loom resumes (adamw)");
+  s.lr = optim.double_attr("lr");
+  const std::vector<std::string> names = optim.group("step").children();
+  LOOM_CHECK(int64_t(names.size()) == optim.int_attr("params"), path, ": /optim/step has ",
+             names.size(), " parameters but /optim says ", optim.int_attr("params"),
+             ": a dataset was removed; use another checkpoint");
+  for (const char* moment : {"exp_avg", "exp_avg_sq"}) {
+    const std::vector<std::string> m = optim.group(moment).children();
+    for (const std::string& n : m)
+      LOOM_CHECK(std::binary_search(names.begin(), names.end(), n), path, ": /optim/", moment,
+                 "/", n, ": unexpected (no /optim/step/", n, ")");
+  }
+  for (const std::string& name : names) {
+    const auto it = std::find_if(model.begin(), model.end(),
+                                 [&](const ag::NamedTensor& p) { return p.name == name; });
+    LOOM_CHECK(it != model.end(), path, ": /optim/step/", name, ": no parameter of that name in /model");
+    ParamOptimState p;
+    p.name = name;
+    p.step = read_scalar_checked<int64_t>(optim, "step/" + name);
+    p.exp_avg = read_tensor_checked(optim, "exp_avg/" + name, true);
+    p.exp_avg_sq = read_tensor_checked(optim, "exp_avg_sq/" + name, true);
+    for (const ag::Tensor* t : {&p.exp_avg, &p.exp_avg_sq})
+      LOOM_CHECK(t->sizes() == it->tensor.sizes(), path, ": /optim/.../", name, ": shape ",
+                 t->sizes(), " differs from the parameter's ", it->tensor.sizes());
+    s.params.push_back(std::move(p));
+  }
+  const h5::Group rng = f.group(std::string("rng/") + kRank);
+  for (const std::string& stream : rng.children())
+    s.rng.push_back({stream, std::bit_cast<uint64_t>(read_scalar_checked<int64_t>(rng, stream + "/seed")),
+                     std::bit_cast<uint64_t>(read_scalar_checked<int64_t>(rng, stream + "/offset"))});
+  const h5::Group loader = f.group(std::string("data/") + kRank);
+  s.loader.seed = std::bit_cast<uint64_t>(read_scalar_checked<int64_t>(loader, "seed"));
+  s.loader.epoch = read_scalar_checked<int64_t>(loader, "epoch");
+  s.loader.cursor = read_scalar_checked<int64_t>(loader, "cursor");
+  const h5::Group metrics = f.group("metrics");
+  for (const std::string& name : metrics.children())
+    s.metrics.emplace_back(name, read_scalar_checked<double>(metrics, name));
+  return s;
+}
+
 }  // namespace
 
-void save_checkpoint(const std::string& path, const ag::NamedTensors& model_state,
-                     const std::string& tokenizer_bytes, const CheckpointMeta& meta) {
+uint32_t crc32_of(const void* bytes, size_t n) {
+  return uint32_t(::crc32_z(0L, static_cast<const Bytef*>(bytes), n));
+}
+
+double TrainingState::metric(const std::string& name) const {
+  for (const auto& [n, v] : metrics)
+    if (n == name) return v;
+  throw Error(detail::cat("checkpoint: /metrics/", name, " is missing"));
+}
+
+void save_checkpoint(const std::string& path, const Checkpoint& c) {
   const fs::path dest(path);
   const fs::path dir = dest.has_parent_path() ? dest.parent_path() : fs::path(".");
   std::error_code ec;
@@ -54,10 +275,20 @@ void save_checkpoint(const std::string& path, const ag::NamedTensors& model_stat
   const fs::path tmp = dir / (".tmp-" + dest.filename().string() + "-" + std::to_string(getpid()));
   try {
     ag::NoGrad no_grad;
-    write_file(tmp.string(), model_state, tokenizer_bytes, meta);
-    const Checkpoint back = load_checkpoint(tmp.string());  // verify before replacing
-    LOOM_CHECK(back.model_state.size() == model_state.size(), "save_checkpoint: ", tmp.string(),
-               ": read back ", back.model_state.size(), " of ", model_state.size(), " tensors");
+    Checkpoint stored;  // the same tensors (handles), contiguous float32
+    stored.meta = c.meta;
+    stored.tokenizer_bytes = c.tokenizer_bytes;  // (bytes: a copy of a few hundred KB)
+    for (const auto& [name, t] : c.model_state) stored.model_state.push_back({name, as_stored(t)});
+    if (c.training) {
+      stored.training = *c.training;
+      for (ParamOptimState& p : stored.training->params)
+        p.exp_avg = as_stored(p.exp_avg), p.exp_avg_sq = as_stored(p.exp_avg_sq);
+    }
+    write_in_child(tmp.string(), stored);
+    fsync_path(tmp);
+    const std::vector<std::string> problems = verify_checkpoint(tmp.string());
+    LOOM_CHECK(problems.empty(), "save_checkpoint: ", path, ": the written file does not read back: ",
+               problems.front());
   } catch (...) {
     fs::remove(tmp, ec);
     throw;
@@ -68,26 +299,81 @@ void save_checkpoint(const std::string& path, const ag::NamedTensors& model_stat
     throw Error(detail::cat("save_checkpoint: cannot rename ", tmp.string(), " to ", path, ": ",
                             ec.message()));
   }
+  fsync_path(dir);
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
+void save_checkpoint(const std::string& path, const ag::NamedTensors& model_state,
+                     const std::string& tokenizer_bytes, const CheckpointMeta& meta) {
+  Checkpoint c;
+  c.meta = meta;
+  c.model_state = model_state;
+  c.tokenizer_bytes = tokenizer_bytes;
+  save_checkpoint(path, c);
+}
+
+Checkpoint load_checkpoint(const std::string& path, LoadParts parts) {
   const h5::File f = h5::File::open(path);
   LOOM_CHECK(f.has_attr("format") && f.string_attr("format") == "loom-checkpoint", path,
              ": not a loom checkpoint (no format = \"loom-checkpoint\" attribute at /)");
-  const int64_t version = f.int_attr("format_version");
-  LOOM_CHECK(version <= kCheckpointFormatVersion, path, ": format_version ", version,
-             " is newer than this loom reads (", kCheckpointFormatVersion, "); update loom");
   Checkpoint c;
+  c.meta.format_version = f.int_attr("format_version");
+  LOOM_CHECK(c.meta.format_version <= kCheckpointFormatVersion, path, ": format_version ",
+             c.meta.format_version, " is newer than this loom reads (", kCheckpointFormatVersion,
+             "); update loom");
+  const bool crc_required = c.meta.format_version >= 2;
   c.meta.step = f.int_attr("step");
   c.meta.epoch = f.int_attr("epoch");
   c.meta.tokens_seen = f.int_attr("tokens_seen");
   c.meta.config_toml = f.string_attr("config");
+  c.meta.loom_version = f.has_attr("loom_version") ? f.string_attr("loom_version") : "";
+  c.meta.created = f.has_attr("created") ? f.string_attr("created") : "";
   c.model_config = parse_model_config(c.meta.config_toml, path + " (config attribute)");
   const h5::Group model = f.group("model");
-  for (const std::string& name : model.children()) c.model_state.push_back({name, model.read_tensor(name)});
-  const auto bytes = f.group("tokenizer").read<uint8_t>("model");
+  for (const std::string& name : model.children()) {
+    ag::Tensor t = read_tensor_checked(model, name, crc_required);
+    LOOM_CHECK(t.dtype() == kernels::DType::F32, path, ": /model/", name, ": ", t.dtype(),
+               " data; parameters are stored as float32");
+    c.model_state.push_back({name, std::move(t)});
+  }
+  const h5::Group tok = f.group("tokenizer");
+  const h5::Dataset tok_data = tok.dataset("model");
+  const h5::Array<uint8_t> bytes = tok_data.read<uint8_t>();
+  check_crc(tok_data, bytes.data.data(), bytes.data.size(), crc_required);
   c.tokenizer_bytes.assign(bytes.data.begin(), bytes.data.end());
+  if (parts == LoadParts::Everything) c.training = read_training(f, path, c.model_state);
   return c;
+}
+
+std::vector<std::string> verify_checkpoint(const std::string& path) {
+  std::vector<std::string> problems;
+  try {
+    const h5::File f = h5::File::open(path);
+    LOOM_CHECK(f.has_attr("format") && f.string_attr("format") == "loom-checkpoint", path,
+               ": not a loom checkpoint (no format = \"loom-checkpoint\" attribute at /)");
+    const int64_t version = f.int_attr("format_version");
+    LOOM_CHECK(version <= kCheckpointFormatVersion, path, ": format_version ", version,
+               " is newer than this loom reads (", kCheckpointFormatVersion, ")");
+    for (const char* a : {"step", "epoch", "tokens_seen", "config"})
+      LOOM_CHECK(f.has_attr(a), path, ": the root attribute ", a, " is missing");
+    parse_model_config(f.string_attr("config"), path + " (config attribute)");
+    for (const std::string& name : f.datasets()) {
+      try {  // one dataset in memory at a time
+        const h5::Dataset d = f.dataset(name);
+        if (d.type_name() == "uint8") {
+          const auto a = d.read<uint8_t>();
+          check_crc(d, a.data.data(), a.data.size(), version >= 2);
+        } else {
+          const ag::Tensor t = d.read_tensor();
+          check_crc(d, t.ref().data, tensor_bytes(t), version >= 2);
+        }
+      } catch (const Error& e) {
+        problems.push_back(e.what());
+      }
+    }
+  } catch (const Error& e) {
+    problems.push_back(e.what());
+  }
+  return problems;
 }
 
 }  // namespace loom::recipes

@@ -337,6 +337,11 @@ std::vector<int64_t> Dataset::shape() const {
   return space_shape(space.get());
 }
 
+int64_t Dataset::file_offset() const {
+  const haddr_t a = H5Dget_offset(id_);
+  return a == HADDR_UNDEF ? -1 : int64_t(a);
+}
+
 std::string Dataset::type_name() const {
   quiet();
   const Id type(H5Dget_type(id_), H5Tclose);
@@ -440,6 +445,24 @@ std::vector<std::string> Group::children() const {
   return names;
 }
 
+std::vector<std::string> Group::datasets() const {
+  std::vector<std::string> out;
+  for (const std::string& child : children()) {
+    if (!is_group(child)) {
+      out.push_back(child);
+      continue;
+    }
+    for (const std::string& d : group(child).datasets()) out.push_back(child + "/" + d);
+  }
+  return out;
+}
+
+void Group::remove(const std::string& name) {
+  quiet();
+  if (H5Ldelete(id_, name.c_str(), H5P_DEFAULT) < 0)
+    fail_at(file_, child_path(name), "cannot remove it" + reason());
+}
+
 void Group::check_size(const std::string& name, int64_t size,
                        const std::vector<int64_t>& shape) const {
   if (size != numel(shape))
@@ -530,6 +553,9 @@ File& File::operator=(File&& o) noexcept {
 }
 
 File::~File() {
+  // The root group first: HDF5 1.10 crashes at exit if a group outlives a file whose close
+  // failed (e.g. a full disk).
+  if (id_ >= 0) H5Oclose(std::exchange(id_, -1));
   if (file_id_ >= 0) H5Fclose(file_id_);
 }
 

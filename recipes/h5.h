@@ -73,6 +73,9 @@ class Dataset : public Object {
   Array<T> read() const;
   // A tensor of the stored dtype (float32, float64 or int64) and shape, on the CPU.
   ag::Tensor read_tensor() const;
+  // Where the data starts in the file (contiguous datasets; -1 when none is allocated):
+  // for tools and fault-injection tests.
+  int64_t file_offset() const;
 
  private:
   friend class Group;
@@ -87,6 +90,11 @@ class Group : public Object {
   bool exists(const std::string& name) const;  // a group or dataset at this path
   bool is_group(const std::string& name) const;
   std::vector<std::string> children() const;  // names of the direct members, sorted
+  // Every dataset below this group, as paths relative to it ("optim/step/embed.weight"),
+  // depth first in name order.
+  std::vector<std::string> datasets() const;
+  // Unlinks a member (HDF5 does not reclaim its space).
+  void remove(const std::string& name);
 
   // Writes a new dataset of `shape` from contiguous row-major `data`; an existing one is
   // an error (checkpoints are written to fresh files).

@@ -10,6 +10,7 @@
 #include "kernels/profile.h"
 #include "recipes/commands.h"
 #include "recipes/demo.h"
+#include "recipes/inspect.h"
 #include "recipes/recipe.h"
 #include "recipes/trainer.h"
 
@@ -39,6 +40,12 @@ int main(int argc, char** argv) {
   train_cmd->add_option("recipe", recipe_path, "recipe TOML file")->required();
   train_cmd->add_option("--set", sets, "section.key=value override (repeatable)");
   train_cmd->add_option("--out", out_dir, "run folder (default runs/<recipe name>)");
+  recipes::TrainOptions train_options;
+  std::string init_from;
+  train_cmd->add_option("--resume", train_options.resume,
+                        "auto (newest valid checkpoint of the run folder) or a checkpoint path");
+  train_cmd->add_option("--init-from", init_from,
+                        "start a new run from this checkpoint's weights (train.init_from)");
 
   recipes::DecodeOptions decode;
   decode.beam = 4;
@@ -57,7 +64,13 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--beam", decode.beam, "beam size (1: greedy)")->capture_default_str();
   eval_cmd->add_flag("--json", json, "print one JSON object");
 
+  CLI::App* inspect_cmd = app.add_subcommand("inspect", "what a checkpoint holds");
+  bool verify = false;
+  inspect_cmd->add_option("checkpoint", checkpoint, "checkpoint (.h5)")->required();
+  inspect_cmd->add_flag("--verify", verify, "read every dataset and check its crc32");
+
   CLI11_PARSE(app, argc, argv);
+  int status = 0;
   try {
     if (demo_cmd->parsed()) recipes::run_demo(demo, std::cout);
     if (prepare_cmd->parsed()) {
@@ -65,12 +78,14 @@ int main(int argc, char** argv) {
       data::prepare_bible(bible, std::cout);
     }
     if (train_cmd->parsed()) {
+      if (!init_from.empty()) sets.push_back("train.init_from=\"" + init_from + "\"");
       const recipes::Recipe r = recipes::load_recipe(recipe_path, sets);
       if (out_dir.empty()) out_dir = "runs/" + std::filesystem::path(recipe_path).stem().string();
-      recipes::train(r, out_dir, std::cout);
+      recipes::train(r, out_dir, std::cout, train_options);
     }
     if (translate_cmd->parsed()) recipes::translate_stream(checkpoint, decode, std::cin, std::cout);
     if (eval_cmd->parsed()) recipes::eval_command(checkpoint, split, decode, json, std::cout);
+    if (inspect_cmd->parsed()) status = recipes::inspect_command(checkpoint, verify, std::cout);
     if (kernels::profile::enabled())
       std::cerr << "\nLOOM_PROFILE: time in kernels by op kind (whole run)\n\n"
                 << kernels::profile::report(1);
@@ -78,5 +93,5 @@ int main(int argc, char** argv) {
     std::cerr << "loom: error: " << e.what() << "\n";
     return 1;
   }
-  return 0;
+  return status;
 }

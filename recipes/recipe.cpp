@@ -82,7 +82,8 @@ void read_optim(const toml::table& t, const std::string& src, OptimConfig& o) {
 void read_train(const toml::table& t, const std::string& src, TrainConfig& c) {
   const TomlReader r(src, t, "train.");
   r.check_keys({"seed", "max_steps", "max_minutes", "log_every", "eval_every", "eval_sentences",
-                "samples", "patience", "beam", "threads", "max_bad_steps"});
+                "samples", "patience", "beam", "threads", "max_bad_steps", "save_every",
+                "keep_last", "init_from"});
   int64_t seed = int64_t(c.seed);
   r.get("seed", seed);
   c.seed = uint64_t(seed);
@@ -96,10 +97,16 @@ void read_train(const toml::table& t, const std::string& src, TrainConfig& c) {
   r.get("beam", c.beam);
   r.get("threads", c.threads);
   r.get("max_bad_steps", c.max_bad_steps);
+  r.get("save_every", c.save_every);
+  r.get("keep_last", c.keep_last);
+  r.get("init_from", c.init_from);
   LOOM_CHECK(c.max_steps > 0, src, ": train.max_steps = ", c.max_steps, ": must be positive");
   LOOM_CHECK(c.log_every > 0 && c.eval_every > 0, src,
              ": train.log_every and train.eval_every must be positive");
   LOOM_CHECK(c.beam >= 1, src, ": train.beam = ", c.beam, ": must be >= 1");
+  LOOM_CHECK(c.save_every >= 0, src, ": train.save_every = ", c.save_every,
+             ": must be >= 0 (0: save at each evaluation)");
+  LOOM_CHECK(c.keep_last >= 1, src, ": train.keep_last = ", c.keep_last, ": must be >= 1");
 }
 
 }  // namespace

@@ -44,6 +44,9 @@ struct TrainConfig {
   int64_t beam = 4;
   int64_t threads = 0;           // 0: OpenMP's default (OMP_NUM_THREADS or all cores)
   int64_t max_bad_steps = 5;     // non-finite losses in a row before stopping
+  int64_t save_every = 0;        // checkpoint cadence in updates; 0: at each evaluation
+  int64_t keep_last = 3;         // step-N.h5 files kept (last.h5 and best.h5 are links)
+  std::string init_from;         // a checkpoint whose weights start a new run (fine-tuning)
 };
 
 struct DeviceConfig {

@@ -22,6 +22,9 @@
 #include "optim/param_groups.h"
 #include "optim/schedule.h"
 #include "recipes/checkpoint.h"
+#include "recipes/resume.h"
+#include "recipes/run_checkpoints.h"
+#include "recipes/stop_signal.h"
 #include "recipes/evaluate.h"
 #include "recipes/toml_reader.h"
 
@@ -89,17 +92,60 @@ std::string fmt_duration(double seconds) {
   return os.str();
 }
 
+// What the loop counts beyond the step; saved under /metrics so a resumed run continues
+// its early-stopping and logging exactly (the log window included).
+struct Counters {
+  double tokens_seen = 0, best_bleu = -1;
+  int64_t evals_without_gain = 0, skipped = 0, bad_in_a_row = 0;
+  double window_loss = 0, window_tokens = 0;
+  int64_t window_steps = 0;
+
+  std::vector<std::pair<std::string, double>> to_metrics(int64_t train_examples) const {
+    return {{"tokens_seen", tokens_seen},       {"best_dev_bleu", best_bleu},
+            {"evals_without_gain", double(evals_without_gain)},
+            {"skipped_steps", double(skipped)}, {"bad_in_a_row", double(bad_in_a_row)},
+            {"window_loss", window_loss},       {"window_tokens", window_tokens},
+            {"window_steps", double(window_steps)},
+            {"train_examples", double(train_examples)}};
+  }
+  void from(const TrainingState& s) {
+    tokens_seen = s.metric("tokens_seen"), best_bleu = s.metric("best_dev_bleu");
+    evals_without_gain = int64_t(s.metric("evals_without_gain"));
+    skipped = int64_t(s.metric("skipped_steps")), bad_in_a_row = int64_t(s.metric("bad_in_a_row"));
+    window_loss = s.metric("window_loss"), window_tokens = s.metric("window_tokens");
+    window_steps = int64_t(s.metric("window_steps"));
+  }
+};
+
+// The checkpoint to resume from, or "" for a new run (see TrainOptions::resume).
+std::string resume_path(const std::string& resume, const RunCheckpoints& ckpts, Log& log) {
+  if (resume.empty()) {
+    const auto files = ckpts.step_files();
+    const bool has_last = fs::exists(ckpts.last_path());
+    LOOM_CHECK(files.empty() && !has_last, ckpts.dir(), " already holds checkpoints (newest ",
+               files.empty() ? ckpts.last_path() : files.front().second,
+               "); continue that run with --resume auto, or train into another --out folder");
+    return "";
+  }
+  if (resume != "auto") return resume;
+  const auto found = ckpts.newest_resumable([&](const std::string& why) { log.line("resume: ", why); });
+  if (!found) log.line("resume: no checkpoint in ", ckpts.dir(), "; starting a new run");
+  return found.value_or("");
+}
+
 }  // namespace
 
-TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream& console) {
+TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream& console,
+                  const TrainOptions& options) {
   const auto start = Clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-  fs::create_directories(fs::path(out_dir) / "checkpoints");
-  Log log{console, std::ofstream(fs::path(out_dir) / "train.log", std::ios::app)};
-  std::ofstream metrics(fs::path(out_dir) / "metrics.jsonl", std::ios::app);
-  LOOM_CHECK(metrics.good(), out_dir, "/metrics.jsonl: cannot open for writing");
+  const fs::path out(out_dir);
+  RunCheckpoints ckpts((out / "checkpoints").string(), recipe.train.keep_last);
+  ckpts.remove_stale_temporaries();
+  Log log{console, std::ofstream(out / "train.log", std::ios::app)};
   const TrainConfig& tc = recipe.train;
   if (tc.threads > 0) kernels::set_num_threads(int(tc.threads));
+  const std::string resume_from = resume_path(options.resume, ckpts, log);
 
   // Data: tokenizer, corpora (training pairs over max_len are skipped, dev ones truncated).
   const data::Tokenizer tokenizer = data::Tokenizer::load(recipe.data.tokenizer);
@@ -117,6 +163,7 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
   log.line(train_set.summary("train", cfg.max_len));
   log.line(dev_set.summary("dev", cfg.max_len));
   LOOM_CHECK(!train_set.examples.empty(), recipe.source, ": the training corpus is empty");
+  const int64_t train_examples = int64_t(train_set.examples.size());
 
   // Model and optimizer.
   nn::Transformer model(cfg, tc.seed, tc.seed + 1);
@@ -145,11 +192,63 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
   TrainResult result;
   result.stop_reason = "max_steps";
   std::vector<std::pair<int64_t, double>> loss_curve, bleu_curve;
-  double window_loss = 0, window_tokens = 0, tokens_seen = 0, best_bleu = -1;
-  int64_t window_steps = 0, bad_in_a_row = 0, skipped = 0, evals_without_gain = 0;
-  auto window_start = Clock::now();
+  Counters n;
+  int64_t step = 0;
+  const std::string metrics_path = (out / "metrics.jsonl").string();
+  auto same_tokenizer = [&](const Checkpoint& c, const std::string& path) {
+    LOOM_CHECK(c.tokenizer_bytes == tokenizer.serialized(), path, ": its tokenizer differs from ",
+               recipe.data.tokenizer, " (data.tokenizer): token ids would not mean the same pieces; "
+               "point data.tokenizer at the run's tokenizer");
+  };
+  if (!resume_from.empty()) {
+    Checkpoint c = load_checkpoint(resume_from, LoadParts::Everything);
+    same_tokenizer(c, resume_from);
+    for (const ConfigChange& ch : check_resume_config(c.meta.config_toml, meta.config_toml, resume_from))
+      log.line("resume: ", ch.key, " ", ch.before, " -> ", ch.now);
+    const int64_t saved_examples = int64_t(c.training->metric("train_examples"));
+    LOOM_CHECK(saved_examples == train_examples, resume_from, ": the training corpus changed (",
+               saved_examples, " examples then, ", train_examples, " now): the saved loader "
+               "position indexes the old corpus; start a new run with --init-from ", resume_from);
+    model.load_state_dict(c.model_state);
+    restore_training_state(*c.training, resume_from, adam, model.dropout_generator(), batcher);
+    n.from(*c.training);
+    step = c.meta.step;
+    for (const nlohmann::json& j : rewind_metrics(metrics_path, step)) {
+      if (j["type"] == "train") loss_curve.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+      if (j["type"] == "eval") bleu_curve.emplace_back(j["step"].get<int64_t>(), j["dev_bleu"].get<double>());
+    }
+    log.line("resumed from ", resume_from, ": step ", step, ", epoch ", batcher.epoch() + 1,
+             ", best dev BLEU ", n.best_bleu < 0 ? std::string("none yet") : std::to_string(n.best_bleu));
+  } else if (!tc.init_from.empty()) {
+    const Checkpoint c = load_checkpoint(tc.init_from);
+    same_tokenizer(c, tc.init_from);
+    try {
+      model.load_state_dict(c.model_state);
+    } catch (const Error& e) {
+      throw Error(detail::cat("train.init_from ", tc.init_from, ": ", e.what()));
+    }
+    log.line("init from ", tc.init_from, " (step ", c.meta.step, "): loaded all ",
+             c.model_state.size(), " parameters; optimizer, schedule and data start fresh");
+    for (const ConfigChange& ch : config_changes(c.meta.config_toml, meta.config_toml))
+      if (ch.key.rfind("model.", 0) == 0) log.line("init from: ", ch.key, " ", ch.before, " -> ", ch.now);
+  }
+  std::ofstream metrics(metrics_path, std::ios::app);
+  LOOM_CHECK(metrics.good(), metrics_path, ": cannot open for writing");
+  if (!resume_from.empty())
+    metrics << nlohmann::json{{"type", "resume"}, {"step", step}, {"from", resume_from}}.dump() << "\n";
 
-  auto run_eval = [&](int64_t step) {
+  auto save = [&](bool best) {
+    meta.step = step, meta.epoch = batcher.epoch(), meta.tokens_seen = int64_t(n.tokens_seen);
+    Checkpoint c;
+    c.meta = meta;
+    c.model_state = model.state_dict();
+    c.tokenizer_bytes = tokenizer.serialized();
+    c.training = capture_training_state(adam, model.dropout_generator(), batcher,
+                                        n.to_metrics(train_examples));
+    return ckpts.save(c, best);
+  };
+  // Evaluates on dev; returns whether dev BLEU improved on the best so far.
+  auto run_eval = [&]() {
     model.eval();
     const EvalResult e = evaluate(model, dev_set.examples, tokenizer, dev_refs,
                                   recipe.data.max_tokens, tc.eval_sentences, decode);
@@ -169,95 +268,102 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
                               {"dev_loss", e.loss}, {"dev_nll", e.nll}, {"dev_ppl", e.ppl},
                               {"dev_bleu", e.bleu}, {"dev_chrf", e.chrf},
                               {"elapsed_s", elapsed()}}.dump() << "\n" << std::flush;
-    meta.step = step, meta.epoch = batcher.epoch(), meta.tokens_seen = int64_t(tokens_seen);
-    const std::string ckpt = (fs::path(out_dir) / "checkpoints").string();
-    save_checkpoint(ckpt + "/last.h5", model.state_dict(), tokenizer.serialized(), meta);
-    if (e.bleu > best_bleu) {
-      best_bleu = e.bleu;
-      evals_without_gain = 0;
-      save_checkpoint(ckpt + "/best.h5", model.state_dict(), tokenizer.serialized(), meta);
-    } else {
-      ++evals_without_gain;
+    if (e.bleu > n.best_bleu) {
+      n.best_bleu = e.bleu;
+      n.evals_without_gain = 0;
+      return true;
     }
+    ++n.evals_without_gain;
+    return false;
   };
 
-  int64_t step = 0;
-  while (step < tc.max_steps) {
-    const double lr = schedule.lr(step + 1);
-    adam.set_lr(lr);
-    double step_loss = 0, step_tokens = 0;
-    for (int64_t micro = 0; micro < recipe.optim.accumulate; ++micro) {
-      const data::Batch b = batcher.next();
-      nn::SequenceLoss l = nn::sequence_loss(model.forward(b.src, b.tgt_in), b.tgt_out,
-                                             cfg.label_smoothing, nn::kPad, /*with_nll=*/false);
-      const double value = l.loss.item<double>();
-      step_loss += value * double(l.tokens);
-      step_tokens += double(l.tokens);
-      if (!std::isfinite(value)) {
-        ag::clear_tape();
+  const int64_t save_every = tc.save_every > 0 ? tc.save_every : tc.eval_every;
+  auto window_start = Clock::now();
+  {
+    const StopSignal stop;
+    while (step < tc.max_steps) {
+      const double lr = schedule.lr(step + 1);
+      adam.set_lr(lr);
+      double step_loss = 0, step_tokens = 0;
+      for (int64_t micro = 0; micro < recipe.optim.accumulate; ++micro) {
+        const data::Batch b = batcher.next();
+        nn::SequenceLoss l = nn::sequence_loss(model.forward(b.src, b.tgt_in), b.tgt_out,
+                                               cfg.label_smoothing, nn::kPad, /*with_nll=*/false);
+        const double value = l.loss.item<double>();
+        step_loss += value * double(l.tokens);
+        step_tokens += double(l.tokens);
+        if (!std::isfinite(value)) {
+          ag::clear_tape();
+          continue;
+        }
+        (l.loss * (1.0 / double(recipe.optim.accumulate))).backward();
+      }
+      const double loss = step_loss / std::max(step_tokens, 1.0);
+      if (!std::isfinite(loss)) {
+        adam.zero_grad();
+        ++n.skipped;
+        LOOM_CHECK(++n.bad_in_a_row < tc.max_bad_steps, "train: ", n.bad_in_a_row,
+                   " non-finite losses in a row at step ", step + 1,
+                   "; lower optim.lr, raise optim.warmup or check the data");
+        log.line("step ", step + 1, ": non-finite loss, update skipped (", n.skipped, " so far)");
         continue;
       }
-      (l.loss * (1.0 / double(recipe.optim.accumulate))).backward();
-    }
-    const double loss = step_loss / std::max(step_tokens, 1.0);
-    if (!std::isfinite(loss)) {
+      n.bad_in_a_row = 0;
+      const double norm = recipe.optim.clip_norm > 0
+                              ? optim::clip_grad_norm(model.named_parameters(), recipe.optim.clip_norm)
+                              : optim::grad_norm(model.named_parameters());
+      adam.step();
       adam.zero_grad();
-      ++skipped;
-      LOOM_CHECK(++bad_in_a_row < tc.max_bad_steps, "train: ", bad_in_a_row,
-                 " non-finite losses in a row at step ", step + 1,
-                 "; lower optim.lr, raise optim.warmup or check the data");
-      log.line("step ", step + 1, ": non-finite loss, update skipped (", skipped, " so far)");
-      continue;
-    }
-    bad_in_a_row = 0;
-    const double norm = recipe.optim.clip_norm > 0
-                            ? optim::clip_grad_norm(model.named_parameters(), recipe.optim.clip_norm)
-                            : optim::grad_norm(model.named_parameters());
-    adam.step();
-    adam.zero_grad();
-    ++step;
-    tokens_seen += step_tokens;
-    window_loss += loss, window_tokens += step_tokens, ++window_steps;
+      ++step;
+      n.tokens_seen += step_tokens;
+      n.window_loss += loss, n.window_tokens += step_tokens, ++n.window_steps;
 
-    if (step % tc.log_every == 0 || step == tc.max_steps) {
-      const double secs = std::chrono::duration<double>(Clock::now() - window_start).count();
-      const double tps = window_tokens / std::max(secs, 1e-9);
-      const double per_step = secs / double(window_steps);
-      double eta = double(tc.max_steps - step) * per_step;
-      if (tc.max_minutes > 0) eta = std::min(eta, tc.max_minutes * 60 - elapsed());
-      result.last_loss = window_loss / double(window_steps);
-      loss_curve.emplace_back(step, result.last_loss);
-      log.line("step ", step, "/", tc.max_steps, "  epoch ", batcher.epoch() + 1, "  loss ",
-               std::fixed, std::setprecision(4), result.last_loss, "  lr ", std::scientific,
-               std::setprecision(2), lr, std::fixed, "  tok/s ", std::setprecision(0), tps,
-               "  |g| ", std::setprecision(2), norm, "  ETA ", fmt_duration(std::max(eta, 0.0)),
-               std::defaultfloat);
-      metrics << nlohmann::json{{"type", "train"}, {"step", step}, {"epoch", batcher.epoch()},
-                                {"loss", result.last_loss}, {"lr", lr}, {"grad_norm", norm},
-                                {"tokens_per_s", tps}, {"tokens_seen", tokens_seen},
-                                {"elapsed_s", elapsed()}}.dump() << "\n" << std::flush;
-      window_loss = window_tokens = 0, window_steps = 0;
-      window_start = Clock::now();
-    }
-    if (step % tc.eval_every == 0 || step == tc.max_steps) {
-      run_eval(step);
-      if (tc.patience > 0 && evals_without_gain >= tc.patience) {
+      if (step % tc.log_every == 0 || step == tc.max_steps) {
+        const double secs = std::chrono::duration<double>(Clock::now() - window_start).count();
+        const double tps = n.window_tokens / std::max(secs, 1e-9);
+        const double per_step = secs / double(n.window_steps);
+        double eta = double(tc.max_steps - step) * per_step;
+        if (tc.max_minutes > 0) eta = std::min(eta, tc.max_minutes * 60 - elapsed());
+        result.last_loss = n.window_loss / double(n.window_steps);
+        loss_curve.emplace_back(step, result.last_loss);
+        log.line("step ", step, "/", tc.max_steps, "  epoch ", batcher.epoch() + 1, "  loss ",
+                 std::fixed, std::setprecision(4), result.last_loss, "  lr ", std::scientific,
+                 std::setprecision(2), lr, std::fixed, "  tok/s ", std::setprecision(0), tps,
+                 "  |g| ", std::setprecision(2), norm, "  ETA ", fmt_duration(std::max(eta, 0.0)),
+                 std::defaultfloat);
+        metrics << nlohmann::json{{"type", "train"}, {"step", step}, {"epoch", batcher.epoch()},
+                                  {"loss", result.last_loss}, {"lr", lr}, {"grad_norm", norm},
+                                  {"tokens_per_s", tps}, {"tokens_seen", n.tokens_seen},
+                                  {"elapsed_s", elapsed()}}.dump() << "\n" << std::flush;
+        n.window_loss = n.window_tokens = 0, n.window_steps = 0;
+        window_start = Clock::now();
+      }
+      const bool out_of_time = tc.max_minutes > 0 && elapsed() > tc.max_minutes * 60;
+      const bool eval_due = step % tc.eval_every == 0 || step == tc.max_steps || out_of_time;
+      const bool improved = eval_due && run_eval();
+      if (eval_due || step % save_every == 0 || stop.received()) save(improved);
+      if (stop.received()) {
+        result.stop_reason = "signal";
+        log.line(StopSignal::name(stop.received()), ": saved step ", step, " in ", ckpts.dir(),
+                 "; continue with: loom train ", recipe.source, " --resume auto --out ", out_dir);
+        break;
+      }
+      if (tc.patience > 0 && n.evals_without_gain >= tc.patience) {
         result.stop_reason = "patience";
         break;
       }
-    }
-    if (tc.max_minutes > 0 && elapsed() > tc.max_minutes * 60) {
-      result.stop_reason = "max_minutes";
-      if (step % tc.eval_every != 0) run_eval(step);
-      break;
+      if (out_of_time) {
+        result.stop_reason = "max_minutes";
+        break;
+      }
     }
   }
   result.steps = step;
   plot_curves(out_dir, loss_curve, bleu_curve);
+  if (result.stop_reason == "signal") return result;
 
   // Final test-set score of the best checkpoint's weights.
-  const std::string best = (fs::path(out_dir) / "checkpoints" / "best.h5").string();
-  if (fs::exists(best)) model.load_state_dict(load_checkpoint(best).model_state);
+  if (fs::exists(ckpts.best_path())) model.load_state_dict(load_checkpoint(ckpts.best_path()).model_state);
   model.eval();
   const data::Corpus test_set = data::load_corpus(recipe.data.test[0], recipe.data.test[1], encode,
                                                   cfg.max_len, data::LengthPolicy::Truncate);

@@ -83,7 +83,7 @@ TEST_CASE("load_state_dict names every missing, unexpected and wrong-shape key")
   } catch (const Error& e) {
     CHECK(std::string(e.what()) ==
           "load_state_dict: 1 missing key (decoder.norm.bias), 1 unexpected "
-          "(decoder.extra.weight), 1 wrong-shape (encoder.norm.weight: [9] vs [8])");
+          "(decoder.extra.weight), 1 wrong-shape (encoder.norm.weight: given [9], the model has [8])");
   }
   const nn::LoadReport r = other.load_state_dict(sd, /*strict=*/false);
   CHECK(r.missing.size() == 1);

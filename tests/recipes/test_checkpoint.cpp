@@ -1,11 +1,17 @@
-// Checkpoints: round trip of weights, tokenizer bytes and metadata; atomic replacement;
-// clear errors for files that are not checkpoints or come from a newer format.
+// Checkpoints: round trip of every part (weights, tokenizer bytes, metadata, AdamW state,
+// RNG streams, loader position, metrics); atomic replacement, also when a write fails
+// midway; checksums catching flipped bytes; removed datasets named; h5ls reading the
+// documented layout; clear errors for files that are not checkpoints or are newer.
 #include <doctest/doctest.h>
 
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "common/temp_dir.h"
 #include "autograd/ops.h"
@@ -84,8 +90,156 @@ TEST_CASE("checkpoint: not a checkpoint, newer format") {
     f.set_int_attr("format_version", 99);
   }
   CHECK_THROWS_WITH_AS(load_checkpoint(newer),
-                       (newer + ": format_version 99 is newer than this loom reads (1); update loom").c_str(),
+                       (newer + ": format_version 99 is newer than this loom reads (2); update loom").c_str(),
                        Error);
+}
+
+// A checkpoint with every part: the model's weights plus made-up optimizer moments,
+// two RNG streams, a loader position and metrics.
+Checkpoint full_checkpoint(const nn::Transformer& model) {
+  Checkpoint c;
+  c.meta.step = 7, c.meta.epoch = 1, c.meta.tokens_seen = 999;
+  c.meta.config_toml = model_config_to_toml(model.config());
+  c.model_state = model.state_dict();
+  c.tokenizer_bytes = std::string("spm\0bytes", 9);
+  TrainingState t;
+  t.lr = 2.5e-4;
+  kernels::Generator gen(11);
+  for (const auto& [name, p] : model.named_parameters())
+    t.params.push_back({name, 7, ag::randn(p.sizes(), gen), ag::rand(p.sizes(), gen)});
+  t.rng = {{"dropout", 1, 123456789012345ull}, {"noise", ~0ull, 5}};
+  t.loader = {3, 2, 17};
+  t.metrics = {{"best_dev_bleu", 12.5}, {"window_loss", 1.0 / 3.0}};
+  c.training = t;
+  return c;
+}
+
+TEST_CASE("checkpoint: every part of the training state round-trips exactly") {
+  test::TempDir dir("checkpoint-state");
+  const nn::Transformer model(tiny(), 3);
+  const Checkpoint c = full_checkpoint(model);
+  const std::string path = (dir.path / "step-7.h5").string();
+  save_checkpoint(path, c);
+  CHECK(verify_checkpoint(path).empty());
+  const Checkpoint back = load_checkpoint(path, LoadParts::Everything);
+  CHECK_FALSE(load_checkpoint(path).training.has_value());  // not read unless asked for
+  REQUIRE(back.training.has_value());
+  const TrainingState& t = *back.training;
+  CHECK(t.optimizer == "adamw");
+  CHECK(t.lr == 2.5e-4);
+  REQUIRE(t.params.size() == c.training->params.size());
+  for (const ParamOptimState& p : c.training->params) {
+    INFO(p.name);
+    const auto it = std::find_if(t.params.begin(), t.params.end(),
+                                 [&](const ParamOptimState& q) { return q.name == p.name; });
+    REQUIRE(it != t.params.end());
+    CHECK(it->step == 7);
+    CHECK(it->exp_avg.to_vector<float>() == p.exp_avg.to_vector<float>());
+    CHECK(it->exp_avg_sq.to_vector<float>() == p.exp_avg_sq.to_vector<float>());
+  }
+  REQUIRE(t.rng.size() == 2);  // sorted by name
+  CHECK((t.rng[0].name == "dropout" && t.rng[0].seed == 1 && t.rng[0].offset == 123456789012345ull));
+  CHECK((t.rng[1].name == "noise" && t.rng[1].seed == ~0ull && t.rng[1].offset == 5));
+  CHECK((t.loader.seed == 3 && t.loader.epoch == 2 && t.loader.cursor == 17));
+  CHECK(t.metric("best_dev_bleu") == 12.5);
+  CHECK(t.metric("window_loss") == 1.0 / 3.0);
+  CHECK(back.tokenizer_bytes == c.tokenizer_bytes);
+  CHECK(back.meta.loom_version.size() > 0);
+  CHECK(back.meta.format_version == kCheckpointFormatVersion);
+  CHECK(test::error_of([&] { t.metric("x"); }) == "checkpoint: /metrics/x is missing");
+}
+
+TEST_CASE("checkpoint: a flipped byte inside a dataset is caught by its checksum") {
+  test::TempDir dir("checkpoint-flip");
+  const nn::Transformer model(tiny(), 3);
+  const std::string path = (dir.path / "a.h5").string();
+  save_checkpoint(path, full_checkpoint(model));
+  for (const std::string name : {"model/embed.weight", "optim/exp_avg_sq/decoder.norm.bias"}) {
+    const std::string copy = (dir.path / "b.h5").string();
+    fs::copy_file(path, copy, fs::copy_options::overwrite_existing);
+    const int64_t offset = h5::File::open(copy).dataset(name).file_offset();
+    REQUIRE(offset > 0);
+    {
+      std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(offset + 5);
+      const char b = char(f.get());
+      f.seekp(offset + 5);
+      f.put(char(b ^ 0x10));
+    }
+    const std::string e = test::error_of([&] { load_checkpoint(copy, LoadParts::Everything); });
+    INFO(e);
+    CHECK(e.find(copy + ": /" + name + ": checksum mismatch (stored crc32 ") == 0);
+    CHECK(e.find("the file is corrupted; use another checkpoint") != std::string::npos);
+    const std::vector<std::string> problems = verify_checkpoint(copy);
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0] == e);
+  }
+}
+
+TEST_CASE("checkpoint: a removed dataset is named") {
+  test::TempDir dir("checkpoint-removed");
+  const nn::Transformer model(tiny(), 3);
+  const std::string path = (dir.path / "a.h5").string();
+  save_checkpoint(path, full_checkpoint(model));
+  h5::File::open_rw(path).group("optim/exp_avg").remove("decoder.norm.weight");
+  CHECK(test::error_of([&] { load_checkpoint(path, LoadParts::Everything); }) ==
+        "h5: " + path + ": /optim/exp_avg/decoder.norm.weight: dataset not found");
+  h5::File::open_rw(path).group("model").remove("encoder.norm.bias");
+  const Checkpoint c = load_checkpoint(path);
+  nn::Transformer other(c.model_config, 1);
+  CHECK(test::error_of([&] { other.load_state_dict(c.model_state); }) ==
+        "load_state_dict: 1 missing key (encoder.norm.bias), 0 unexpected, 0 wrong-shape");
+}
+
+TEST_CASE("checkpoint: a save that fails midway leaves the old file and no temporary") {
+  test::TempDir dir("checkpoint-full");
+  nn::ModelConfig big = tiny();
+  big.vocab = 2000, big.d_model = 32, big.ffn = 64;  // ~0.5 MB of float32
+  const nn::Transformer model(big, 3);
+  Checkpoint c = full_checkpoint(model);
+  const std::string path = (dir.path / "last.h5").string();
+  save_checkpoint(path, c);
+  const uintmax_t size = fs::file_size(path);
+  // A disk that fills up: no write may reach past 64 KiB (EFBIG instead of SIGXFSZ).
+  rlimit old{};
+  REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+  const auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = 64 * 1024;
+  REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
+  c.meta.step = 8;
+  const std::string e = test::error_of([&] { save_checkpoint(path, c); });
+  setrlimit(RLIMIT_FSIZE, &old);
+  signal(SIGXFSZ, old_handler);
+  INFO(e);
+  CHECK(e.find("h5: " + dir.path.string() + "/.tmp-last.h5-") == 0);
+  CHECK(fs::file_size(path) == size);
+  CHECK(verify_checkpoint(path).empty());
+  CHECK(load_checkpoint(path).meta.step == 7);
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir.path)) files += entry.is_regular_file();
+  CHECK(files == 1);
+}
+
+TEST_CASE("checkpoint: h5ls lists the documented layout") {
+  test::TempDir dir("checkpoint-h5ls");
+  const nn::Transformer model(tiny(), 3);
+  const std::string path = (dir.path / "a.h5").string();
+  save_checkpoint(path, full_checkpoint(model));
+  FILE* p = popen(("h5ls -r " + path + " 2>&1").c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string listing;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) listing.append(buf, n);
+  CHECK(pclose(p) == 0);  // h5ls comes with hdf5-tools (scripts/install-deps.sh)
+  INFO(listing);
+  for (const char* expected :
+       {"/model/embed.weight      Dataset {16, 8}", "/model/encoder.layers.0.self_attn.q_proj.weight",
+        "/optim/exp_avg/embed.weight Dataset {16, 8}", "/optim/exp_avg_sq/decoder.norm.bias",
+        "/optim/step/embed.weight Dataset {SCALAR}", "/rng/rank0/dropout/offset Dataset {SCALAR}",
+        "/data/rank0/cursor       Dataset {SCALAR}", "/metrics/best_dev_bleu   Dataset {SCALAR}",
+        "/tokenizer/model         Dataset {9}"})
+    CHECK(listing.find(expected) != std::string::npos);
 }
 
 }  // namespace

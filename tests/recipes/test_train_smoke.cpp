@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <sstream>
 
-#include "data/tokenizer.h"
+#include "common/temp_dir.h"
+#include "common/tiny_corpus.h"
 #include "recipes/commands.h"
 #include "recipes/recipe.h"
 #include "recipes/trainer.h"
@@ -21,44 +21,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Number words, English -> Spanish, 2..5 words per sentence.
-void write_corpus(const fs::path& dir, const std::string& split, int n, uint64_t seed) {
-  const char* en[] = {"one", "two", "three", "four", "five", "six", "seven", "eight"};
-  const char* es[] = {"uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho"};
-  std::mt19937_64 rng(seed);
-  std::ofstream fen(dir / (split + ".en")), fes(dir / (split + ".es"));
-  for (int i = 0; i < n; ++i) {
-    const int len = 2 + int(rng() % 4);
-    for (int j = 0; j < len; ++j) {
-      const int w = int(rng() % 8);
-      fen << (j ? " " : "") << en[w];
-      fes << (j ? " " : "") << es[w];
-    }
-    fen << "\n";
-    fes << "\n";
-  }
-}
-
 TEST_CASE("train then translate and eval end to end on a tiny corpus") {
-  const fs::path dir = fs::temp_directory_path() / ("loom-smoke-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  write_corpus(dir, "train", 400, 1);
-  write_corpus(dir, "dev", 20, 2);
-  write_corpus(dir, "test", 20, 3);
-  std::ostringstream tok_log;
-  data::train_tokenizer({(dir / "train.en").string(), (dir / "train.es").string()},
-                        (dir / "spm").string(), 36, tok_log);
-  const std::string d = dir.string();
-  std::ostringstream recipe;
-  recipe << "[model]\nd_model = 32\nheads = 2\nkv_heads = 2\nffn = 64\nencoder_layers = 1\n"
-         << "decoder_layers = 1\ndropout = 0.0\nmax_len = 32\n"
-         << "[data]\ntrain = [\"" << d << "/train.en\", \"" << d << "/train.es\"]\n"
-         << "dev = [\"" << d << "/dev.en\", \"" << d << "/dev.es\"]\n"
-         << "test = [\"" << d << "/test.en\", \"" << d << "/test.es\"]\n"
-         << "tokenizer = \"" << d << "/spm.model\"\nmax_tokens = 600\n"
-         << "[optim]\nlr = 3e-3\nwarmup = 10\n"
-         << "[train]\nmax_steps = 60\nlog_every = 10\neval_every = 30\neval_sentences = 10\nbeam = 2\n";
-  const Recipe r = parse_recipe(recipe.str(), "smoke.toml");
+  const test::TempDir tmp("smoke");
+  const fs::path& dir = tmp.path;
+  test::make_tiny_corpus(dir);
+  const Recipe r = parse_recipe(
+      test::tiny_recipe(dir,
+                        "d_model = 32\nheads = 2\nkv_heads = 2\nffn = 64\nencoder_layers = 1\n"
+                        "decoder_layers = 1\ndropout = 0.0\nmax_len = 32\n",
+                        "[optim]\nlr = 3e-3\nwarmup = 10\n[train]\nmax_steps = 60\nlog_every = 10\n"
+                        "eval_every = 30\neval_sentences = 10\nbeam = 2\n"),
+      "smoke.toml");
   std::ostringstream console;
   const TrainResult result = train(r, (dir / "run").string(), console);
   INFO(console.str());
@@ -99,8 +72,6 @@ TEST_CASE("train then translate and eval end to end on a tiny corpus") {
   CHECK(e["sentences"] == 20);
   CHECK(std::isfinite(e["ppl"].get<double>()));
   CHECK(e["bleu"].get<double>() >= 0.0);
-  std::error_code ec;
-  fs::remove_all(dir, ec);
 }
 
 }  // namespace
