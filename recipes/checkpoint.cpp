@@ -9,8 +9,10 @@
 #include <cerrno>
 #include <chrono>
 #include <ctime>
+#include <deque>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "autograd/ops.h"
 #include "kernels/threads.h"
@@ -36,16 +38,6 @@ std::string now_iso8601() {
 size_t tensor_bytes(const ag::Tensor& contiguous) {
   return size_t(contiguous.numel()) * kernels::dtype_size(contiguous.dtype());
 }
-uint32_t tensor_crc(const ag::Tensor& contiguous) {
-  return crc32_of(contiguous.ref().data, tensor_bytes(contiguous));
-}
-
-// A contiguous float32 tensor written from its own memory, with its checksum.
-void write_checked(h5::Group& g, const std::string& name, const ag::Tensor& t) {
-  LOOM_ASSERT(t.is_contiguous() && t.dtype() == kernels::DType::F32);
-  g.write_tensor(name, t);
-  g.dataset(name).set_int_attr("crc32", tensor_crc(t));
-}
 
 // The tensor as stored: contiguous float32 (no copy when it already is, as in training).
 ag::Tensor as_stored(const ag::Tensor& t) {
@@ -53,39 +45,19 @@ ag::Tensor as_stored(const ag::Tensor& t) {
   return c.dtype() == kernels::DType::F32 ? c : c.to(kernels::DType::F32);
 }
 
-template <h5::Element T>
-void write_checked(h5::Group& g, const std::string& name, const T* data,
-                   const std::vector<int64_t>& shape, size_t n) {
-  g.write(name, data, shape);
-  g.dataset(name).set_int_attr("crc32", crc32_of(data, n * sizeof(T)));
-}
-
-void write_int(h5::Group& g, const std::string& name, int64_t v) {
-  write_checked(g, name, &v, {}, 1);
-}
-void write_u64(h5::Group& g, const std::string& name, uint64_t v) {  // bitwise in an int64
-  write_int(g, name, std::bit_cast<int64_t>(v));
-}
-void write_double(h5::Group& g, const std::string& name, double v) {
-  write_checked(g, name, &v, {}, 1);
-}
-
-// Checks a dataset's bytes against its crc32 attribute (required from format 2 on).
-void check_crc(const h5::Dataset& d, const void* bytes, size_t n, bool required) {
-  if (!d.has_attr("crc32")) {
-    LOOM_CHECK(!required, d.file_path(), ": ", d.path(),
-               ": no crc32 attribute; the file was not written by loom or was edited");
-    return;
-  }
+// Checks a dataset's bytes against its crc32 attribute.
+void check_crc(const h5::Dataset& d, const void* bytes, size_t n) {
+  LOOM_CHECK(d.has_attr("crc32"), d.file_path(), ": ", d.path(),
+             ": no crc32 attribute; the file was not written by loom or was edited");
   const uint32_t stored = uint32_t(d.int_attr("crc32")), actual = crc32_of(bytes, n);
   LOOM_CHECK(stored == actual, d.file_path(), ": ", d.path(), ": checksum mismatch (stored crc32 ",
              stored, ", data has ", actual, "): the file is corrupted; use another checkpoint");
 }
 
-ag::Tensor read_tensor_checked(const h5::Group& g, const std::string& name, bool required) {
+ag::Tensor read_tensor_checked(const h5::Group& g, const std::string& name) {
   const h5::Dataset d = g.dataset(name);
   ag::Tensor t = d.read_tensor();
-  check_crc(d, t.ref().data, tensor_bytes(t), required);
+  check_crc(d, t.ref().data, tensor_bytes(t));
   return t;
 }
 
@@ -94,33 +66,76 @@ T read_scalar_checked(const h5::Group& g, const std::string& name) {
   const h5::Dataset d = g.dataset(name);
   const h5::Array<T> a = d.read<T>();
   LOOM_CHECK(a.shape.empty(), d.file_path(), ": ", d.path(), ": expected a scalar");
-  check_crc(d, a.data.data(), sizeof(T), true);
+  check_crc(d, a.data.data(), sizeof(T));
   return a.data[0];
 }
 
 // --- writing --------------------------------------------------------------------------
 
-void write_training(h5::File& f, const TrainingState& s) {
-  h5::Group optim = f.create_group("optim");
-  optim.set_string_attr("type", s.optimizer);
-  optim.set_double_attr("lr", s.lr);
-  optim.set_int_attr("params", int64_t(s.params.size()));
-  for (const ParamOptimState& p : s.params) {
-    write_int(optim, "step/" + p.name, p.step);
-    write_checked(optim, "exp_avg/" + p.name, p.exp_avg);
-    write_checked(optim, "exp_avg_sq/" + p.name, p.exp_avg_sq);
+// Every dataset of a checkpoint in the order it is written: its path, element type, bytes
+// (pointing into the checkpoint's tensors and strings, or at the plan's own scalars) and
+// shape. A second thread walks it computing checksums while the writer writes.
+struct Plan {
+  enum class Type { F32, F64, I64, U8 };
+  struct Item {
+    std::string path;
+    Type type;
+    const void* data;
+    std::vector<int64_t> shape;
+    size_t bytes;
+  };
+  std::vector<Item> items;
+  std::deque<int64_t> ints;  // scalars' storage (stable addresses)
+  std::deque<double> doubles;
+
+  void tensor(const std::string& path, const ag::Tensor& t) {  // contiguous float32
+    LOOM_ASSERT(t.is_contiguous() && t.dtype() == kernels::DType::F32);
+    items.push_back({path, Type::F32, t.ref().data, t.sizes().vec(), tensor_bytes(t)});
   }
-  h5::Group rng = f.create_group(std::string("rng/") + kRank);
+  void int_scalar(const std::string& path, int64_t v) {
+    items.push_back({path, Type::I64, &ints.emplace_back(v), {}, sizeof(int64_t)});
+  }
+  void u64_scalar(const std::string& path, uint64_t v) {  // bitwise in an int64
+    int_scalar(path, std::bit_cast<int64_t>(v));
+  }
+  void double_scalar(const std::string& path, double v) {
+    items.push_back({path, Type::F64, &doubles.emplace_back(v), {}, sizeof(double)});
+  }
+  void bytes(const std::string& path, const std::string& b) {
+    items.push_back({path, Type::U8, b.data(), {int64_t(b.size())}, b.size()});
+  }
+};
+
+Plan plan_of(const Checkpoint& c) {
+  Plan p;
+  for (const auto& [name, t] : c.model_state) p.tensor("model/" + name, t);
+  p.bytes("tokenizer/model", c.tokenizer_bytes);
+  if (!c.training) return p;
+  const TrainingState& s = *c.training;
+  for (const ParamOptimState& o : s.params) {
+    p.int_scalar("optim/step/" + o.name, o.step);
+    p.tensor("optim/exp_avg/" + o.name, o.exp_avg);
+    p.tensor("optim/exp_avg_sq/" + o.name, o.exp_avg_sq);
+  }
+  const std::string rng = std::string("rng/") + kRank + "/", data = std::string("data/") + kRank + "/";
   for (const RngStream& r : s.rng) {
-    write_u64(rng, r.name + "/seed", r.seed);
-    write_u64(rng, r.name + "/offset", r.offset);
+    p.u64_scalar(rng + r.name + "/seed", r.seed);
+    p.u64_scalar(rng + r.name + "/offset", r.offset);
   }
-  h5::Group loader = f.create_group(std::string("data/") + kRank);
-  write_u64(loader, "seed", s.loader.seed);
-  write_int(loader, "epoch", s.loader.epoch);
-  write_int(loader, "cursor", s.loader.cursor);
-  h5::Group metrics = f.create_group("metrics");
-  for (const auto& [name, v] : s.metrics) write_double(metrics, name, v);
+  p.u64_scalar(data + "seed", s.loader.seed);
+  p.int_scalar(data + "epoch", s.loader.epoch);
+  p.int_scalar(data + "cursor", s.loader.cursor);
+  for (const auto& [name, v] : s.metrics) p.double_scalar("metrics/" + name, v);
+  return p;
+}
+
+void write_item(h5::File& f, const Plan::Item& it) {
+  switch (it.type) {
+    case Plan::Type::F32: return f.write(it.path, static_cast<const float*>(it.data), it.shape);
+    case Plan::Type::F64: return f.write(it.path, static_cast<const double*>(it.data), it.shape);
+    case Plan::Type::I64: return f.write(it.path, static_cast<const int64_t*>(it.data), it.shape);
+    case Plan::Type::U8: return f.write(it.path, static_cast<const uint8_t*>(it.data), it.shape);
+  }
 }
 
 void write_file(const std::string& path, const Checkpoint& c) {
@@ -134,12 +149,28 @@ void write_file(const std::string& path, const Checkpoint& c) {
   f.set_string_attr("created", now_iso8601());
   f.set_string_attr("config", c.meta.config_toml);
   f.set_string_attr("checksum", "crc32");
-  h5::Group model = f.create_group("model");
-  for (const auto& [name, t] : c.model_state) write_checked(model, name, t);
-  h5::Group tok = f.create_group("tokenizer");
-  const auto* bytes = reinterpret_cast<const uint8_t*>(c.tokenizer_bytes.data());
-  write_checked(tok, "model", bytes, {int64_t(c.tokenizer_bytes.size())}, c.tokenizer_bytes.size());
-  if (c.training) write_training(f, *c.training);
+  f.create_group("model");
+  const Plan plan = plan_of(c);
+  std::vector<uint32_t> crcs(plan.items.size());
+  std::thread checksums([&] {
+    for (size_t i = 0; i < plan.items.size(); ++i) crcs[i] = crc32_of(plan.items[i].data, plan.items[i].bytes);
+  });
+  struct Join {  // also when a write throws: the thread reads the plan
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join{checksums};
+  for (const Plan::Item& it : plan.items) write_item(f, it);
+  if (c.training) {
+    h5::Group optim = f.exists("optim") ? f.group("optim") : f.create_group("optim");
+    optim.set_string_attr("type", c.training->optimizer);
+    optim.set_double_attr("lr", c.training->lr);
+    optim.set_int_attr("params", int64_t(c.training->params.size()));
+  }
+  checksums.join();
+  for (size_t i = 0; i < plan.items.size(); ++i)
+    f.dataset(plan.items[i].path).set_int_attr("crc32", crcs[i]);
   f.flush();
   f.close();
 }
@@ -233,8 +264,8 @@ TrainingState read_training(const h5::File& f, const std::string& path,
     ParamOptimState p;
     p.name = name;
     p.step = read_scalar_checked<int64_t>(optim, "step/" + name);
-    p.exp_avg = read_tensor_checked(optim, "exp_avg/" + name, true);
-    p.exp_avg_sq = read_tensor_checked(optim, "exp_avg_sq/" + name, true);
+    p.exp_avg = read_tensor_checked(optim, "exp_avg/" + name);
+    p.exp_avg_sq = read_tensor_checked(optim, "exp_avg_sq/" + name);
     for (const ag::Tensor* t : {&p.exp_avg, &p.exp_avg_sq})
       LOOM_CHECK(t->sizes() == it->tensor.sizes(), path, ": /optim/.../", name, ": shape ",
                  t->sizes(), " differs from the parameter's ", it->tensor.sizes());
@@ -285,8 +316,18 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
         p.exp_avg = as_stored(p.exp_avg), p.exp_avg_sq = as_stored(p.exp_avg_sq);
     }
     write_in_child(tmp.string(), stored);
-    fsync_path(tmp);
+    // The disk flush and the read-back (from the page cache) overlap.
+    std::exception_ptr sync_error;
+    std::thread sync([&] {
+      try {
+        fsync_path(tmp);
+      } catch (...) {
+        sync_error = std::current_exception();
+      }
+    });
     const std::vector<std::string> problems = verify_checkpoint(tmp.string());
+    sync.join();
+    if (sync_error) std::rethrow_exception(sync_error);
     LOOM_CHECK(problems.empty(), "save_checkpoint: ", path, ": the written file does not read back: ",
                problems.front());
   } catch (...) {
@@ -320,7 +361,6 @@ Checkpoint load_checkpoint(const std::string& path, LoadParts parts) {
   LOOM_CHECK(c.meta.format_version <= kCheckpointFormatVersion, path, ": format_version ",
              c.meta.format_version, " is newer than this loom reads (", kCheckpointFormatVersion,
              "); update loom");
-  const bool crc_required = c.meta.format_version >= 2;
   c.meta.step = f.int_attr("step");
   c.meta.epoch = f.int_attr("epoch");
   c.meta.tokens_seen = f.int_attr("tokens_seen");
@@ -330,7 +370,7 @@ Checkpoint load_checkpoint(const std::string& path, LoadParts parts) {
   c.model_config = parse_model_config(c.meta.config_toml, path + " (config attribute)");
   const h5::Group model = f.group("model");
   for (const std::string& name : model.children()) {
-    ag::Tensor t = read_tensor_checked(model, name, crc_required);
+    ag::Tensor t = read_tensor_checked(model, name);
     LOOM_CHECK(t.dtype() == kernels::DType::F32, path, ": /model/", name, ": ", t.dtype(),
                " data; parameters are stored as float32");
     c.model_state.push_back({name, std::move(t)});
@@ -338,7 +378,7 @@ Checkpoint load_checkpoint(const std::string& path, LoadParts parts) {
   const h5::Group tok = f.group("tokenizer");
   const h5::Dataset tok_data = tok.dataset("model");
   const h5::Array<uint8_t> bytes = tok_data.read<uint8_t>();
-  check_crc(tok_data, bytes.data.data(), bytes.data.size(), crc_required);
+  check_crc(tok_data, bytes.data.data(), bytes.data.size());
   c.tokenizer_bytes.assign(bytes.data.begin(), bytes.data.end());
   if (parts == LoadParts::Everything) c.training = read_training(f, path, c.model_state);
   return c;
@@ -361,10 +401,10 @@ std::vector<std::string> verify_checkpoint(const std::string& path) {
         const h5::Dataset d = f.dataset(name);
         if (d.type_name() == "uint8") {
           const auto a = d.read<uint8_t>();
-          check_crc(d, a.data.data(), a.data.size(), version >= 2);
+          check_crc(d, a.data.data(), a.data.size());
         } else {
           const ag::Tensor t = d.read_tensor();
-          check_crc(d, t.ref().data, tensor_bytes(t), version >= 2);
+          check_crc(d, t.ref().data, tensor_bytes(t));
         }
       } catch (const Error& e) {
         problems.push_back(e.what());

@@ -1,6 +1,6 @@
 // HDF5 checkpoints in DESIGN.md's layout ("Checkpoints"), readable with h5ls/h5dump/h5py:
 //
-//   / (attrs)            format = "loom-checkpoint", format_version = 2, step, epoch,
+//   / (attrs)            format = "loom-checkpoint", format_version = 1, step, epoch,
 //                        tokens_seen, loom_version, created, config (resolved TOML text),
 //                        checksum = "crc32"
 //   /model/<name>        one float32 dataset per parameter, state_dict names
@@ -15,7 +15,8 @@
 //
 // Every dataset carries an attribute `crc32`: zlib's CRC-32 of its row-major
 // little-endian bytes (in Python: zlib.crc32(arr.tobytes())). Reading a dataset checks
-// it, so a flipped byte is reported with the file and the dataset's path.
+// it, so a flipped byte is reported with the file and the dataset's path; a dataset
+// without one is an error (the file was not written by loom, or was edited).
 //
 // Saving is atomic: the file is written under a temporary name in the same folder,
 // closed and fsync'ed, every dataset is read back and checked one at a time, then it is
@@ -23,8 +24,6 @@
 // existing checkpoints untouched. Tensors are written straight from their memory, so a
 // save holds no copy of the parameters beyond HDF5's own buffers and, while verifying,
 // one dataset.
-//
-// format_version 1 files (no checksums, no training state) are still read.
 #pragma once
 
 #include <optional>
@@ -38,7 +37,7 @@
 
 namespace loom::recipes {
 
-constexpr int64_t kCheckpointFormatVersion = 2;
+constexpr int64_t kCheckpointFormatVersion = 1;
 
 struct CheckpointMeta {
   int64_t step = 0, epoch = 0, tokens_seen = 0;

@@ -1,5 +1,7 @@
 #include "recipes/trainer.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -7,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -35,14 +38,26 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 // Writes every line to the console and to train.log.
+// On a terminal, a live status line is redrawn in place after every update between the
+// logged lines (which clear it first); it never reaches train.log.
 struct Log {
   std::ostream& console;
   std::ofstream file;
+  bool terminal = false;  // console is stdout and stdout a terminal
+  bool live_shown = false;
+
   template <class... A> void line(const A&... a) {
     std::ostringstream os;
     (os << ... << a);
+    if (live_shown) console << "\r\033[K";
+    live_shown = false;
     console << os.str() << "\n" << std::flush;
     file << os.str() << "\n" << std::flush;
+  }
+  void live(const std::string& text) {
+    if (!terminal) return;
+    console << "\r\033[K" << text << std::flush;
+    live_shown = true;
   }
 };
 
@@ -142,7 +157,8 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
   const fs::path out(out_dir);
   RunCheckpoints ckpts((out / "checkpoints").string(), recipe.train.keep_last);
   ckpts.remove_stale_temporaries();
-  Log log{console, std::ofstream(out / "train.log", std::ios::app)};
+  Log log{console, std::ofstream(out / "train.log", std::ios::app),
+          &console == &std::cout && ::isatty(STDOUT_FILENO) == 1};
   const TrainConfig& tc = recipe.train;
   if (tc.threads > 0) kernels::set_num_threads(int(tc.threads));
   const std::string resume_from = resume_path(options.resume, ckpts, log);
@@ -209,7 +225,11 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
     LOOM_CHECK(saved_examples == train_examples, resume_from, ": the training corpus changed (",
                saved_examples, " examples then, ", train_examples, " now): the saved loader "
                "position indexes the old corpus; start a new run with --init-from ", resume_from);
-    model.load_state_dict(c.model_state);
+    try {
+      model.load_state_dict(c.model_state);
+    } catch (const Error& e) {
+      throw Error(detail::cat(resume_from, ": ", e.what()));
+    }
     restore_training_state(*c.training, resume_from, adam, model.dropout_generator(), batcher);
     n.from(*c.training);
     step = c.meta.step;
@@ -249,6 +269,9 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
   };
   // Evaluates on dev; returns whether dev BLEU improved on the best so far.
   auto run_eval = [&]() {
+    log.live(detail::cat("step ", step, ": evaluating on dev (loss, and BLEU of ",
+                         std::min<int64_t>(tc.eval_sentences, int64_t(dev_set.examples.size())),
+                         " decoded sentences) ..."));
     model.eval();
     const EvalResult e = evaluate(model, dev_set.examples, tokenizer, dev_refs,
                                   recipe.data.max_tokens, tc.eval_sentences, decode);
@@ -318,25 +341,30 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
       n.tokens_seen += step_tokens;
       n.window_loss += loss, n.window_tokens += step_tokens, ++n.window_steps;
 
+      // The progress figures of the current log window (loss, tokens/s, ETA).
+      const double secs = std::chrono::duration<double>(Clock::now() - window_start).count();
+      const double tps = n.window_tokens / std::max(secs, 1e-9);
+      double eta = double(tc.max_steps - step) * secs / double(n.window_steps);
+      if (tc.max_minutes > 0) eta = std::min(eta, tc.max_minutes * 60 - elapsed());
+      std::ostringstream progress;
+      progress << "step " << step << "/" << tc.max_steps << "  epoch " << batcher.epoch() + 1
+               << "  loss " << std::fixed << std::setprecision(4)
+               << n.window_loss / double(n.window_steps) << "  lr " << std::scientific
+               << std::setprecision(2) << lr << std::fixed << "  tok/s " << std::setprecision(0)
+               << tps << "  |g| " << std::setprecision(2) << norm << "  ETA "
+               << fmt_duration(std::max(eta, 0.0));
       if (step % tc.log_every == 0 || step == tc.max_steps) {
-        const double secs = std::chrono::duration<double>(Clock::now() - window_start).count();
-        const double tps = n.window_tokens / std::max(secs, 1e-9);
-        const double per_step = secs / double(n.window_steps);
-        double eta = double(tc.max_steps - step) * per_step;
-        if (tc.max_minutes > 0) eta = std::min(eta, tc.max_minutes * 60 - elapsed());
         result.last_loss = n.window_loss / double(n.window_steps);
         loss_curve.emplace_back(step, result.last_loss);
-        log.line("step ", step, "/", tc.max_steps, "  epoch ", batcher.epoch() + 1, "  loss ",
-                 std::fixed, std::setprecision(4), result.last_loss, "  lr ", std::scientific,
-                 std::setprecision(2), lr, std::fixed, "  tok/s ", std::setprecision(0), tps,
-                 "  |g| ", std::setprecision(2), norm, "  ETA ", fmt_duration(std::max(eta, 0.0)),
-                 std::defaultfloat);
+        log.line(progress.str());
         metrics << nlohmann::json{{"type", "train"}, {"step", step}, {"epoch", batcher.epoch()},
                                   {"loss", result.last_loss}, {"lr", lr}, {"grad_norm", norm},
                                   {"tokens_per_s", tps}, {"tokens_seen", n.tokens_seen},
                                   {"elapsed_s", elapsed()}}.dump() << "\n" << std::flush;
         n.window_loss = n.window_tokens = 0, n.window_steps = 0;
         window_start = Clock::now();
+      } else {
+        log.live(progress.str());
       }
       const bool out_of_time = tc.max_minutes > 0 && elapsed() > tc.max_minutes * 60;
       const bool eval_due = step % tc.eval_every == 0 || step == tc.max_steps || out_of_time;

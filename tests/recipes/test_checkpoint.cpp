@@ -90,7 +90,7 @@ TEST_CASE("checkpoint: not a checkpoint, newer format") {
     f.set_int_attr("format_version", 99);
   }
   CHECK_THROWS_WITH_AS(load_checkpoint(newer),
-                       (newer + ": format_version 99 is newer than this loom reads (2); update loom").c_str(),
+                       (newer + ": format_version 99 is newer than this loom reads (1); update loom").c_str(),
                        Error);
 }
 
