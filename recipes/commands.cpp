@@ -34,6 +34,8 @@ Loaded load(const std::string& path) {
 void translate_stream(const std::string& checkpoint, const DecodeOptions& decode,
                       std::istream& in, std::ostream& out) {
   const Loaded l = load(checkpoint);
+  LOOM_CHECK(l.model->config().is_seq2seq(), "translate: ", checkpoint,
+             " is a language model (model.arch = \"decoder\"); translate needs a seq2seq checkpoint");
   std::vector<std::vector<int32_t>> sources;
   for (std::string line; std::getline(in, line);) {
     std::vector<int32_t> ids = l.tokenizer.encode(line);

@@ -10,6 +10,11 @@
 
 namespace loom::recipes {
 
+ag::Tensor batch_logits(const nn::Transformer& model, const data::Batch& batch) {
+  return model.config().is_seq2seq() ? model.forward(batch.src, batch.tgt_in)
+                                     : model.forward_lm(batch.tgt_in);
+}
+
 EvalResult evaluate(const nn::Transformer& model, const std::vector<data::Example>& examples,
                     const data::Tokenizer& tokenizer, const std::vector<std::string>& references,
                     int64_t max_tokens, int64_t decode_limit, const DecodeOptions& decode) {
@@ -23,7 +28,7 @@ EvalResult evaluate(const nn::Transformer& model, const std::vector<data::Exampl
   double loss_sum = 0, nll_sum = 0;
   for (int64_t i = 0; i < batcher.steps_per_epoch(); ++i) {
     const data::Batch b = batcher.next();
-    const ag::Tensor logits = model.forward(b.src, b.tgt_in);
+    const ag::Tensor logits = batch_logits(model, b);
     const nn::SequenceLoss l = nn::sequence_loss(logits, b.tgt_out, model.config().label_smoothing);
     loss_sum += l.loss.item<double>() * double(l.tokens);
     nll_sum += l.nll * double(l.tokens);
@@ -34,7 +39,7 @@ EvalResult evaluate(const nn::Transformer& model, const std::vector<data::Exampl
     r.nll = nll_sum / double(r.tokens);
     r.ppl = std::exp(r.nll);
   }
-  const int64_t n = std::min<int64_t>(decode_limit, int64_t(examples.size()));
+  const int64_t n = model.config().is_seq2seq() ? std::min<int64_t>(decode_limit, int64_t(examples.size())) : 0;
   if (n > 0) {
     std::vector<std::vector<int32_t>> sources;
     std::vector<std::string> refs;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "data/batcher.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
 #include "nn/transformer.h"
@@ -19,9 +20,13 @@ struct EvalResult {
   std::vector<std::string> hypotheses;  // decoded lines (when decoded)
 };
 
+// The logits of a batch: the encoder-decoder on (src, tgt_in), or a language model
+// (arch "decoder") on tgt_in alone.
+ag::Tensor batch_logits(const nn::Transformer& model, const data::Batch& batch);
+
 // Loss over all examples (batched by max_tokens, no dropout); then, when decode_limit > 0,
 // decodes the first decode_limit sources and scores them against `references` (the raw
-// target lines of those examples' line numbers).
+// target lines of those examples' line numbers). Language models are not decoded.
 EvalResult evaluate(const nn::Transformer& model, const std::vector<data::Example>& examples,
                     const data::Tokenizer& tokenizer, const std::vector<std::string>& references,
                     int64_t max_tokens, int64_t decode_limit, const DecodeOptions& decode);

@@ -44,7 +44,7 @@ void apply_override(toml::table& root, const std::string& source, const std::str
   t->insert_or_assign(parts.back(), *parsed.get("v"));
 }
 
-void read_data(const toml::table& t, const std::string& src, DataConfig& d) {
+void read_data(const toml::table& t, const std::string& src, const std::string& arch, DataConfig& d) {
   const TomlReader r(src, t, "data.");
   r.check_keys({"train", "dev", "test", "tokenizer", "max_tokens"});
   r.get("train", d.train);
@@ -52,8 +52,14 @@ void read_data(const toml::table& t, const std::string& src, DataConfig& d) {
   r.get("test", d.test);
   r.get("tokenizer", d.tokenizer);
   r.get("max_tokens", d.max_tokens);
-  for (const auto* split : {&d.train, &d.dev, &d.test})
-    LOOM_CHECK(split->size() == 2, src, ": data.train/dev/test: expected [source_file, target_file]");
+  const std::pair<const char*, std::vector<std::string>*> splits[] = {
+      {"train", &d.train}, {"dev", &d.dev}, {"test", &d.test}};
+  for (const auto& [name, files] : splits) {
+    // A language model reads one text per split: its lines are both "source" and target.
+    if (files->size() == 1 && arch == "decoder") files->push_back(files->front());
+    LOOM_CHECK(files->size() == 2, src, ": data.", name, ": expected [source_file, target_file]",
+               arch == "decoder" ? " or [text_file]" : " (a one-file text is for model.arch = \"decoder\")");
+  }
   LOOM_CHECK(d.max_tokens > 0, src, ": data.max_tokens = ", d.max_tokens, ": must be positive");
 }
 
@@ -120,7 +126,7 @@ Recipe parse_recipe(std::string_view text, const std::string& source,
   Recipe r;
   r.source = source;
   if (const toml::table* t = top.subtable("model")) read_model_table(*t, source, r.model);
-  if (const toml::table* t = top.subtable("data")) read_data(*t, source, r.data);
+  if (const toml::table* t = top.subtable("data")) read_data(*t, source, r.model.arch, r.data);
   if (const toml::table* t = top.subtable("optim")) read_optim(*t, source, r.optim);
   if (const toml::table* t = top.subtable("train")) read_train(*t, source, r.train);
   if (const toml::table* t = top.subtable("device")) {

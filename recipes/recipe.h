@@ -12,6 +12,8 @@
 
 namespace loom::recipes {
 
+// Each split is [source_file, target_file]; a language model (model.arch = "decoder")
+// may name one text file, read as both.
 struct DataConfig {
   std::vector<std::string> train = {"data/bible/train.en", "data/bible/train.es"};
   std::vector<std::string> dev = {"data/bible/dev.en", "data/bible/dev.es"};

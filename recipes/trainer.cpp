@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <limits>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -77,22 +78,23 @@ std::string resolved_config(const Recipe& r, int64_t vocab) {
   return os.str();
 }
 
-// OUT/curves.png: training loss and dev BLEU against the update step, drawn by gnuplot
-// when it is installed (package gnuplot-nox); silently skipped otherwise.
+// OUT/curves.png: training loss and the dev score (BLEU, or NLL for a language model)
+// against the update step, drawn by gnuplot when it is installed (package gnuplot-nox);
+// silently skipped otherwise.
 void plot_curves(const std::string& out_dir, const std::vector<std::pair<int64_t, double>>& loss,
-                 const std::vector<std::pair<int64_t, double>>& bleu) {
+                 const std::vector<std::pair<int64_t, double>>& dev, const std::string& dev_label) {
   if (loss.empty() || std::system("command -v gnuplot >/dev/null 2>&1") != 0) return;
   const fs::path dir(out_dir);
-  std::ofstream l(dir / "loss.dat"), b(dir / "bleu.dat");
+  std::ofstream l(dir / "loss.dat"), d(dir / "dev.dat");
   for (const auto& [step, v] : loss) l << step << " " << v << "\n";
-  for (const auto& [step, v] : bleu) b << step << " " << v << "\n";
-  l.close(), b.close();
+  for (const auto& [step, v] : dev) d << step << " " << v << "\n";
+  l.close(), d.close();
   std::ofstream script(dir / "curves.gp");
   script << "set terminal pngcairo size 900,500 noenhanced\nset output '" << (dir / "curves.png").string()
-         << "'\nset xlabel 'update'\nset ylabel 'training loss'\nset y2label 'dev BLEU'\n"
+         << "'\nset xlabel 'update'\nset ylabel 'training loss'\nset y2label '" << dev_label << "'\n"
          << "set ytics nomirror\nset y2tics\nset grid\n"
          << "plot '" << (dir / "loss.dat").string() << "' with lines title 'loss', '"
-         << (dir / "bleu.dat").string() << "' axes x1y2 with linespoints title 'dev BLEU'\n";
+         << (dir / "dev.dat").string() << "' axes x1y2 with linespoints title '" << dev_label << "'\n";
   script.close();
   // Debian's gnuplot-nox has the pngcairo terminal; a failing gnuplot only costs the plot.
   const std::string cmd = "gnuplot '" + (dir / "curves.gp").string() + "' >/dev/null 2>&1";
@@ -110,13 +112,14 @@ std::string fmt_duration(double seconds) {
 // What the loop counts beyond the step; saved under /metrics so a resumed run continues
 // its early-stopping and logging exactly (the log window included).
 struct Counters {
-  double tokens_seen = 0, best_bleu = -1;
+  double tokens_seen = 0;
+  double best_score = -std::numeric_limits<double>::infinity();  // dev BLEU, or -NLL for an LM
   int64_t evals_without_gain = 0, skipped = 0, bad_in_a_row = 0;
   double window_loss = 0, window_tokens = 0;
   int64_t window_steps = 0;
 
   std::vector<std::pair<std::string, double>> to_metrics(int64_t train_examples) const {
-    return {{"tokens_seen", tokens_seen},       {"best_dev_bleu", best_bleu},
+    return {{"tokens_seen", tokens_seen},       {"best_dev_score", best_score},
             {"evals_without_gain", double(evals_without_gain)},
             {"skipped_steps", double(skipped)}, {"bad_in_a_row", double(bad_in_a_row)},
             {"window_loss", window_loss},       {"window_tokens", window_tokens},
@@ -124,7 +127,7 @@ struct Counters {
             {"train_examples", double(train_examples)}};
   }
   void from(const TrainingState& s) {
-    tokens_seen = s.metric("tokens_seen"), best_bleu = s.metric("best_dev_bleu");
+    tokens_seen = s.metric("tokens_seen"), best_score = s.metric("best_dev_score");
     evals_without_gain = int64_t(s.metric("evals_without_gain"));
     skipped = int64_t(s.metric("skipped_steps")), bad_in_a_row = int64_t(s.metric("bad_in_a_row"));
     window_loss = s.metric("window_loss"), window_tokens = s.metric("window_tokens");
@@ -207,7 +210,7 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
 
   TrainResult result;
   result.stop_reason = "max_steps";
-  std::vector<std::pair<int64_t, double>> loss_curve, bleu_curve;
+  std::vector<std::pair<int64_t, double>> loss_curve, dev_curve;  // dev: BLEU, or NLL for an LM
   Counters n;
   int64_t step = 0;
   const std::string metrics_path = (out / "metrics.jsonl").string();
@@ -235,10 +238,12 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
     step = c.meta.step;
     for (const nlohmann::json& j : rewind_metrics(metrics_path, step)) {
       if (j["type"] == "train") loss_curve.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
-      if (j["type"] == "eval") bleu_curve.emplace_back(j["step"].get<int64_t>(), j["dev_bleu"].get<double>());
+      if (j["type"] == "eval")
+        dev_curve.emplace_back(j["step"].get<int64_t>(),
+                               j[cfg.is_seq2seq() ? "dev_bleu" : "dev_nll"].get<double>());
     }
     log.line("resumed from ", resume_from, ": step ", step, ", epoch ", batcher.epoch() + 1,
-             ", best dev BLEU ", n.best_bleu < 0 ? std::string("none yet") : std::to_string(n.best_bleu));
+             ", best dev score ", std::isinf(n.best_score) ? std::string("none yet") : std::to_string(n.best_score));
   } else if (!tc.init_from.empty()) {
     const Checkpoint c = load_checkpoint(tc.init_from);
     same_tokenizer(c, tc.init_from);
@@ -277,22 +282,29 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
                                   recipe.data.max_tokens, tc.eval_sentences, decode);
     model.train();
     result.dev_nll = e.nll, result.dev_bleu = e.bleu, result.dev_chrf = e.chrf;
-    bleu_curve.emplace_back(step, e.bleu);
-    log.line("eval step ", step, ": dev loss ", std::setprecision(4), e.loss, ", nll ", e.nll,
-             ", ppl ", e.ppl, ", BLEU ", std::setprecision(2), std::fixed, e.bleu, ", chrF ", e.chrf,
-             std::defaultfloat);
+    const bool translation = cfg.is_seq2seq();
+    const double score = translation ? e.bleu : -e.nll;
+    dev_curve.emplace_back(step, translation ? e.bleu : e.nll);
+    if (translation)
+      log.line("eval step ", step, ": dev loss ", std::setprecision(4), e.loss, ", nll ", e.nll,
+               ", ppl ", e.ppl, ", BLEU ", std::setprecision(2), std::fixed, e.bleu, ", chrF ",
+               e.chrf, std::defaultfloat);
+    else
+      log.line("eval step ", step, ": dev loss ", std::setprecision(4), e.loss, ", nll ", e.nll,
+               ", ppl ", e.ppl, std::defaultfloat);
     for (int64_t i = 0; i < std::min<int64_t>(tc.samples, int64_t(e.hypotheses.size())); ++i) {
       const int64_t line = dev_set.examples[size_t(i)].line;
       log.line("  src: ", dev_srcs[size_t(line)]);
       log.line("  ref: ", dev_refs[size_t(line)]);
       log.line("  hyp: ", e.hypotheses[size_t(i)]);
     }
-    metrics << nlohmann::json{{"type", "eval"}, {"step", step}, {"epoch", batcher.epoch()},
-                              {"dev_loss", e.loss}, {"dev_nll", e.nll}, {"dev_ppl", e.ppl},
-                              {"dev_bleu", e.bleu}, {"dev_chrf", e.chrf},
-                              {"elapsed_s", elapsed()}}.dump() << "\n" << std::flush;
-    if (e.bleu > n.best_bleu) {
-      n.best_bleu = e.bleu;
+    nlohmann::json record{{"type", "eval"}, {"step", step}, {"epoch", batcher.epoch()},
+                          {"dev_loss", e.loss}, {"dev_nll", e.nll}, {"dev_ppl", e.ppl},
+                          {"elapsed_s", elapsed()}};
+    if (translation) record["dev_bleu"] = e.bleu, record["dev_chrf"] = e.chrf;
+    metrics << record.dump() << "\n" << std::flush;
+    if (score > n.best_score) {
+      n.best_score = score;
       n.evals_without_gain = 0;
       return true;
     }
@@ -310,7 +322,7 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
       double step_loss = 0, step_tokens = 0;
       for (int64_t micro = 0; micro < recipe.optim.accumulate; ++micro) {
         const data::Batch b = batcher.next();
-        nn::SequenceLoss l = nn::sequence_loss(model.forward(b.src, b.tgt_in), b.tgt_out,
+        nn::SequenceLoss l = nn::sequence_loss(batch_logits(model, b), b.tgt_out,
                                                cfg.label_smoothing, nn::kPad, /*with_nll=*/false);
         const double value = l.loss.item<double>();
         step_loss += value * double(l.tokens);
@@ -387,7 +399,7 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
     }
   }
   result.steps = step;
-  plot_curves(out_dir, loss_curve, bleu_curve);
+  plot_curves(out_dir, loss_curve, dev_curve, cfg.is_seq2seq() ? "dev BLEU" : "dev NLL");
   if (result.stop_reason == "signal") return result;
 
   // Final test-set score of the best checkpoint's weights.
@@ -399,12 +411,18 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
                                 data::read_lines(recipe.data.test[1]), recipe.data.max_tokens,
                                 int64_t(test_set.examples.size()), decode);
   result.test_bleu = t.bleu, result.test_chrf = t.chrf;
-  metrics << nlohmann::json{{"type", "test"}, {"step", step}, {"test_loss", t.loss},
-                            {"test_nll", t.nll}, {"test_bleu", t.bleu}, {"test_chrf", t.chrf},
-                            {"elapsed_s", elapsed()}}.dump() << "\n" << std::flush;
-  log.line("done: ", step, " steps (", result.stop_reason, ") in ", fmt_duration(elapsed()),
-           "; test BLEU ", std::fixed, std::setprecision(2), t.bleu, ", chrF ", t.chrf,
-           std::defaultfloat, " (", test_set.examples.size(), " sentences, best checkpoint)");
+  nlohmann::json record{{"type", "test"}, {"step", step}, {"test_loss", t.loss}, {"test_nll", t.nll},
+                        {"test_ppl", t.ppl}, {"elapsed_s", elapsed()}};
+  if (cfg.is_seq2seq()) record["test_bleu"] = t.bleu, record["test_chrf"] = t.chrf;
+  metrics << record.dump() << "\n" << std::flush;
+  if (cfg.is_seq2seq())
+    log.line("done: ", step, " steps (", result.stop_reason, ") in ", fmt_duration(elapsed()),
+             "; test BLEU ", std::fixed, std::setprecision(2), t.bleu, ", chrF ", t.chrf,
+             std::defaultfloat, " (", test_set.examples.size(), " sentences, best checkpoint)");
+  else
+    log.line("done: ", step, " steps (", result.stop_reason, ") in ", fmt_duration(elapsed()),
+             "; test NLL ", std::fixed, std::setprecision(4), t.nll, ", ppl ", std::setprecision(2),
+             t.ppl, std::defaultfloat, " (", test_set.examples.size(), " lines, best checkpoint)");
   return result;
 }
 

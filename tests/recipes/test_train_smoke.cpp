@@ -74,5 +74,47 @@ TEST_CASE("train then translate and eval end to end on a tiny corpus") {
   CHECK(e["bleu"].get<double>() >= 0.0);
 }
 
+TEST_CASE("train a decoder-only language model on one text file") {
+  const test::TempDir tmp("smoke-lm");
+  test::make_tiny_corpus(tmp.path);
+  const std::string d = tmp.path.string();
+  const std::string text = "[model]\narch = \"decoder\"\nd_model = 32\nheads = 2\nkv_heads = 1\n"
+                           "ffn = 64\nencoder_layers = 0\ndecoder_layers = 1\ndropout = 0.0\n"
+                           "max_len = 32\nposition = \"rope\"\n"
+                           "[data]\ntrain = [\"" + d + "/train.es\"]\ndev = [\"" + d + "/dev.es\"]\n"
+                           "test = [\"" + d + "/test.es\"]\ntokenizer = \"" + d + "/spm.model\"\n"
+                           "max_tokens = 600\n[optim]\nlr = 3e-3\nwarmup = 10\n"
+                           "[train]\nmax_steps = 40\nlog_every = 10\neval_every = 20\n";
+  std::ostringstream console;
+  const TrainResult r = train(parse_recipe(text, "lm.toml"), (tmp.path / "run").string(), console);
+  INFO(console.str());
+  CHECK(r.steps == 40);
+  std::ifstream metrics(tmp.path / "run" / "metrics.jsonl");
+  std::vector<double> losses;
+  nlohmann::json test_record;
+  int evals = 0;
+  for (std::string l; std::getline(metrics, l);) {
+    const auto j = nlohmann::json::parse(l);
+    if (j["type"] == "train") losses.push_back(j["loss"].get<double>());
+    if (j["type"] == "eval") {
+      ++evals;
+      CHECK_FALSE(j.contains("dev_bleu"));  // nothing to translate
+    }
+    if (j["type"] == "test") test_record = j;
+  }
+  REQUIRE(losses.size() == 4);
+  CHECK(losses.back() < 0.7 * losses.front());
+  CHECK(evals == 2);
+  CHECK(std::isfinite(test_record["test_ppl"].get<double>()));
+  CHECK_FALSE(test_record.contains("test_bleu"));
+  CHECK(console.str().find("test NLL ") != std::string::npos);
+  CHECK(fs::exists(tmp.path / "run" / "checkpoints" / "best.h5"));
+  // A one-file split is only for language models.
+  CHECK(test::error_of([&] {
+          parse_recipe("[data]\ntrain = [\"a.txt\"]\n", "t.toml");
+        }) == "t.toml: data.train: expected [source_file, target_file] (a one-file text is for "
+              "model.arch = \"decoder\")");
+}
+
 }  // namespace
 }  // namespace loom::recipes
