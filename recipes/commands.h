@@ -4,6 +4,7 @@
 #include <istream>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "recipes/decode.h"
 
@@ -14,9 +15,25 @@ namespace loom::recipes {
 void translate_stream(const std::string& checkpoint, const DecodeOptions& decode,
                       std::istream& in, std::ostream& out);
 
-// `loom eval --checkpoint CKPT --split dev|test|SRC,TGT`: a split of the recipe's data (as
-// saved in the checkpoint's config) or two files; prints a table, or one JSON object.
-void eval_command(const std::string& checkpoint, const std::string& split,
-                  const DecodeOptions& decode, bool json, std::ostream& out);
+struct EvalOptions {
+  // dev | test | docs-dev | docs-test | SRC,TGT (or one TEXT file for a language model).
+  // docs-X: the document-level set `prepare bible` writes beside split X
+  // (data/bible/test.en -> data/bible/docs.test.en).
+  std::string split = "test";
+  DecodeOptions decode;
+  bool json = false;
+  // Model keys applied at evaluation time, e.g. "model.rope.scaling=yarn" (the weights
+  // must still fit: only position settings and max_len make sense).
+  std::vector<std::string> sets;
+  bool context_sweep = false;
+  std::vector<int64_t> buckets = {128, 256, 512, 1024};
+  std::string out_prefix;  // sweep: writes PREFIX.csv and PREFIX.json when set
+};
+
+// `loom eval --checkpoint CKPT`: a split of the recipe's data (as saved in the
+// checkpoint's config) or files; loss, perplexity, BLEU and chrF as a table or one JSON
+// object; with context_sweep, the per-length and per-position tables
+// (recipes/context_sweep.h).
+void eval_command(const std::string& checkpoint, const EvalOptions& options, std::ostream& out);
 
 }  // namespace loom::recipes

@@ -57,12 +57,19 @@ int main(int argc, char** argv) {
   translate_cmd->add_option("--length-penalty", decode.length_penalty, "alpha")->capture_default_str();
 
   CLI::App* eval_cmd = app.add_subcommand("eval", "loss, perplexity, BLEU and chrF of a checkpoint");
-  std::string split = "test";
-  bool json = false;
+  recipes::EvalOptions eval;
+  eval.decode.beam = 4;
   eval_cmd->add_option("--checkpoint", checkpoint, "checkpoint (.h5)")->required();
-  eval_cmd->add_option("--split", split, "dev, test or SRC,TGT files")->capture_default_str();
-  eval_cmd->add_option("--beam", decode.beam, "beam size (1: greedy)")->capture_default_str();
-  eval_cmd->add_flag("--json", json, "print one JSON object");
+  eval_cmd->add_option("--split", eval.split, "dev, test, docs-dev, docs-test, SRC,TGT or TEXT")
+      ->capture_default_str();
+  eval_cmd->add_option("--beam", eval.decode.beam, "beam size (1: greedy)")->capture_default_str();
+  eval_cmd->add_flag("--json", eval.json, "print one JSON object");
+  eval_cmd->add_option("--set", eval.sets, "model.key=value applied at evaluation (e.g. model.rope.scaling=yarn)");
+  eval_cmd->add_flag("--context-sweep", eval.context_sweep,
+                     "NLL / perplexity (and BLEU) per length bucket and per position block");
+  eval_cmd->add_option("--buckets", eval.buckets, "context sweep: bucket upper bounds")
+      ->delimiter(',')->capture_default_str();
+  eval_cmd->add_option("--out", eval.out_prefix, "context sweep: write PREFIX.csv and PREFIX.json");
 
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "what a checkpoint holds");
   bool verify = false;
@@ -84,7 +91,7 @@ int main(int argc, char** argv) {
       recipes::train(r, out_dir, std::cout, train_options);
     }
     if (translate_cmd->parsed()) recipes::translate_stream(checkpoint, decode, std::cin, std::cout);
-    if (eval_cmd->parsed()) recipes::eval_command(checkpoint, split, decode, json, std::cout);
+    if (eval_cmd->parsed()) recipes::eval_command(checkpoint, eval, std::cout);
     if (inspect_cmd->parsed()) status = recipes::inspect_command(checkpoint, verify, std::cout);
     if (kernels::profile::enabled())
       std::cerr << "\nLOOM_PROFILE: time in kernels by op kind (whole run)\n\n"

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -240,6 +241,33 @@ TEST_CASE("checkpoint: h5ls lists the documented layout") {
         "/data/rank0/cursor       Dataset {SCALAR}", "/metrics/best_dev_bleu   Dataset {SCALAR}",
         "/tokenizer/model         Dataset {9}"})
     CHECK(listing.find(expected) != std::string::npos);
+}
+
+TEST_CASE("checkpoint: a short-context RoPE model loads into a longer YaRN config unchanged") {
+  test::TempDir dir("checkpoint-yarn");
+  nn::ModelConfig short_cfg = tiny();
+  short_cfg.position = "rope", short_cfg.max_len = 8, short_cfg.rope.original_max_len = 8;
+  const nn::Transformer trained(short_cfg, 3);
+  const std::string path = (dir.path / "short.h5").string();
+  CheckpointMeta meta;
+  meta.config_toml = model_config_to_toml(short_cfg);
+  save_checkpoint(path, trained.state_dict(), "tok", meta);
+
+  nn::ModelConfig long_cfg = short_cfg;
+  long_cfg.max_len = 32, long_cfg.rope.scaling = "yarn", long_cfg.rope.factor = 4;
+  nn::Transformer tuned(long_cfg, 99);
+  const nn::LoadReport report = tuned.load_state_dict(load_checkpoint(path).model_state);
+  CHECK(report.loaded.size() == trained.state_dict().size());
+  const ag::NamedTensors before = trained.state_dict(), after = tuned.state_dict();
+  for (size_t i = 0; i < before.size(); ++i)
+    CHECK(before[i].tensor.to_vector<float>() == after[i].tensor.to_vector<float>());
+  tuned.eval();
+  std::vector<int64_t> ids(2 * 30);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = 4 + int64_t(i % 12);
+  const ag::Tensor tokens = ag::from_vector(ids, {2, 30});
+  const std::vector<float> logits = tuned.forward(tokens, tokens).to_vector<float>();  // 30 > 8
+  REQUIRE(logits.size() == size_t(2 * 30 * 16));
+  for (float v : logits) REQUIRE(std::isfinite(v));
 }
 
 }  // namespace

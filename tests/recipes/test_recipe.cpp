@@ -75,5 +75,28 @@ TEST_CASE("recipes: every shipped recipe parses and validates") {
   CHECK(load_recipe(std::string(LOOM_SOURCE_DIR) + "/recipes/translate-rope.toml").model.position == "rope");
 }
 
+TEST_CASE("recipes: the long-context fine-tunes extend their base models 4x with YaRN") {
+  const std::string dir = std::string(LOOM_SOURCE_DIR) + "/recipes/";
+  const std::pair<const char*, const char*> pairs[] = {{"translate-rope", "finetune-yarn"},
+                                                       {"lm-rope", "lm-finetune-yarn"}};
+  for (const auto& [base_name, tune_name] : pairs) {
+    INFO(tune_name);
+    const Recipe base = load_recipe(dir + base_name + ".toml");
+    const Recipe tune = load_recipe(dir + tune_name + ".toml");
+    CHECK(tune.train.init_from == std::string("runs/") + base_name + "/checkpoints/best.h5");
+    CHECK(tune.model.rope.scaling == "yarn");
+    CHECK(tune.model.rope.factor == 4.0);
+    CHECK(tune.model.rope.original_max_len == base.model.max_len);
+    CHECK(tune.model.max_len == 4 * base.model.max_len);
+    // The same parameters: only positions and lengths change.
+    CHECK(tune.model.arch == base.model.arch);
+    CHECK((tune.model.d_model == base.model.d_model && tune.model.heads == base.model.heads &&
+           tune.model.ffn == base.model.ffn && tune.model.decoder_layers == base.model.decoder_layers &&
+           tune.model.encoder_layers == base.model.encoder_layers));
+  }
+  CHECK(load_recipe(dir + "lm-rope.toml").data.train ==
+        std::vector<std::string>{"data/bible/train.es", "data/bible/train.es"});
+}
+
 }  // namespace
 }  // namespace loom::recipes

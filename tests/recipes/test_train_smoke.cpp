@@ -67,7 +67,10 @@ TEST_CASE("train then translate and eval end to end on a tiny corpus") {
   for (char c : out.str()) out_lines += c == '\n';
   CHECK(out_lines == 2);
   std::ostringstream eval_out;
-  eval_command((dir / "run" / "checkpoints" / "best.h5").string(), "test", decode, true, eval_out);
+  EvalOptions eval;
+  eval.decode = decode;
+  eval.json = true;
+  eval_command((dir / "run" / "checkpoints" / "best.h5").string(), eval, eval_out);
   const auto e = nlohmann::json::parse(eval_out.str());
   CHECK(e["sentences"] == 20);
   CHECK(std::isfinite(e["ppl"].get<double>()));
