@@ -13,12 +13,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "common/temp_dir.h"
 #include "autograd/ops.h"
 #include "nn/transformer.h"
 #include "recipes/checkpoint.h"
 #include "recipes/h5.h"
+#include "recipes/inspect.h"
 #include "recipes/model_config.h"
 
 namespace loom::recipes {
@@ -241,6 +243,32 @@ TEST_CASE("checkpoint: h5ls lists the documented layout") {
         "/data/rank0/cursor       Dataset {SCALAR}", "/metrics/best_dev_bleu   Dataset {SCALAR}",
         "/tokenizer/model         Dataset {9}"})
     CHECK(listing.find(expected) != std::string::npos);
+}
+
+TEST_CASE("checkpoint: loom inspect summarises and --verify finds a corrupted dataset") {
+  test::TempDir dir("checkpoint-inspect");
+  const nn::Transformer model(tiny(), 3);
+  const std::string path = (dir.path / "a.h5").string();
+  save_checkpoint(path, full_checkpoint(model));
+  std::ostringstream out;
+  CHECK(inspect_command(path, true, out) == 0);
+  const std::string text = out.str();
+  INFO(text);
+  CHECK(text.find("step 7, epoch 2, 999 target tokens seen") != std::string::npos);
+  CHECK(text.find("d_model 8, 2 heads (1 kv), ffn 12, 1+1 layers, vocab 16") != std::string::npos);
+  CHECK(text.find("training state: adamw (lr 0.00025") != std::string::npos);
+  CHECK(text.find("| /model/embed.weight | float32 | [16, 8] | 0.5 |") != std::string::npos);
+  CHECK(text.find("verify: all ") != std::string::npos);
+  const int64_t offset = h5::File::open(path).dataset("optim/exp_avg/embed.weight").file_offset();
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(offset);
+    f.put('\x7f');
+  }
+  std::ostringstream bad;
+  CHECK(inspect_command(path, true, bad) == 1);
+  CHECK(bad.str().find("verify: 1 problem(s):\n  " + path + ": /optim/exp_avg/embed.weight: checksum mismatch") !=
+        std::string::npos);
 }
 
 TEST_CASE("checkpoint: a short-context RoPE model loads into a longer YaRN config unchanged") {
