@@ -15,6 +15,7 @@ table of the timed steps on stderr.
 """
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -91,7 +92,7 @@ def main():
         src, tgt_in, tgt_out, _ = batch
         loss = spec.sequence_loss(model(src, tgt_in), tgt_out, cfg["label_smoothing"])
         value = loss.item()
-        if not torch.isfinite(torch.tensor(value)):
+        if not math.isfinite(value):
             sys.exit("train_torch.py: non-finite training loss")
         loss.backward()
         if opt["clip_norm"] > 0:
