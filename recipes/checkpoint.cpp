@@ -11,7 +11,6 @@
 #include <ctime>
 #include <deque>
 #include <filesystem>
-#include <set>
 #include <thread>
 
 #include "autograd/ops.h"
