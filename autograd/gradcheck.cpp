@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "autograd/ops.h"
+#include "kernels/cuda/runtime.h"
 
 namespace loom::ag {
 namespace {
@@ -23,6 +24,22 @@ double* element(const Tensor& t, int64_t i) {
     i /= t.sizes()[d];
   }
   return base + off;
+}
+
+// Reads / writes one element of x wherever x lives (a CUDA tensor is perturbed in place on
+// the device, one element at a time).
+double get(const Tensor& x, const double* p) {
+  if (x.device().is_cpu()) return *p;
+  double v = 0;
+  kernels::cuda::copy_bytes(&v, Device::cpu(), p, x.device(), sizeof v);
+  return v;
+}
+void set(const Tensor& x, double* p, double v) {
+  if (x.device().is_cpu()) {
+    *p = v;
+    return;
+  }
+  kernels::cuda::copy_bytes(p, x.device(), &v, Device::cpu(), sizeof v);
 }
 
 }  // namespace
@@ -45,7 +62,7 @@ GradcheckResult gradcheck(const TensorFn& f, const std::vector<Tensor>& inputs,
   LOOM_CHECK(out.dtype() == DType::F64, "gradcheck: the function returned ", out.dtype(),
              "; expected float64");
   Generator gen(opt.seed);
-  const Tensor r = randn(out.sizes(), gen, DType::F64);
+  const Tensor r = randn(out.sizes(), gen, DType::F64).to(out.device());
   Tensor loss = sum(out * r);
   if (!loss.requires_grad()) {
     result.ok = false;
@@ -62,12 +79,12 @@ GradcheckResult gradcheck(const TensorFn& f, const std::vector<Tensor>& inputs,
         g.defined() ? g.to_vector<double>() : std::vector<double>(size_t(x.numel()), 0.0);
     for (int64_t i = 0; i < x.numel(); ++i) {
       double* p = element(x, i);
-      const double saved = *p;
-      *p = saved + opt.eps;
+      const double saved = get(x, p);
+      set(x, p, saved + opt.eps);
       const double plus = projected(f, inputs, r);
-      *p = saved - opt.eps;
+      set(x, p, saved - opt.eps);
       const double minus = projected(f, inputs, r);
-      *p = saved;
+      set(x, p, saved);
       const double numeric = (plus - minus) / (2 * opt.eps);
       const double err = std::abs(analytic[size_t(i)] - numeric);
       result.max_abs_error = std::max(result.max_abs_error, err);

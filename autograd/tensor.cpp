@@ -92,6 +92,7 @@ Tensor Tensor::flatten(int start_dim, int end_dim) const {
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : ag::clone(*this); }
 Tensor Tensor::clone() const { return ag::clone(*this); }
 Tensor Tensor::to(DType t) const { return ag::to_dtype(*this, t); }
+Tensor Tensor::to(Device d) const { return ag::to_device(*this, d); }
 
 namespace {
 void check_in_place(const Tensor& t, const char* op) {
@@ -158,7 +159,7 @@ Tensor& Tensor::normal_(Generator& gen, double mean, double std) {
 }
 
 template <class T> std::vector<T> Tensor::to_vector() const {
-  LOOM_CHECK(device().is_cpu(), "to_vector: tensor is on ", device(), "; move it to cpu first");
+  if (!device().is_cpu()) return detach().to(Device::cpu()).to_vector<T>();
   Tensor c = empty(sizes(), kernels::dtype_of<T>());
   kernels::copy(c.ref(), ref());
   const T* p = c.ref().ptr<T>();

@@ -94,6 +94,7 @@ class Tensor {
   Tensor contiguous() const;  // itself when contiguous, else a copy
   Tensor clone() const;       // always a copy (differentiable)
   Tensor to(DType dtype) const;  // dtype conversion (differentiable between float types)
+  Tensor to(Device device) const;  // copy to cpu / cuda:N (differentiable); itself when there
 
   // In-place writes (not recorded; refused on tensors that require grad while grad mode
   // is on). Each bumps the storage version, see Note [Saved tensor versions].

@@ -29,6 +29,10 @@ namespace cpu {
 void adamw_step(std::span<const AdamWTensor> tensors, double beta1, double beta2, double eps);
 }
 
+namespace cuda {
+void adamw_step(std::span<const AdamWTensor> tensors, double beta1, double beta2, double eps);
+}
+
 // All tensors in one pass: the elements of every tensor form one index range split over
 // threads, so many small tensors cost one parallel region. Elementwise, hence independent
 // of the thread count.
@@ -37,7 +41,7 @@ inline void adamw_step(std::span<const AdamWTensor> tensors, double beta1, doubl
   profile::Scope scope(profile::Kind::Optimizer);
   if (tensors.empty()) return;
   if (tensors[0].param.device.is_cpu()) return cpu::adamw_step(tensors, beta1, beta2, eps);
-  LOOM_UNREACHABLE("adamw_step: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::adamw_step(tensors, beta1, beta2, eps));
 }
 
 }  // namespace loom::kernels

@@ -44,6 +44,14 @@ void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v, Te
                         const AttentionParams& p);
 }  // namespace cpu
 
+namespace cuda {
+void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k, TensorRef v,
+                       TensorRef mask, TensorRef bias, const AttentionParams& p);
+void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v, TensorRef grad_out,
+                        TensorRef q, TensorRef k, TensorRef v, TensorRef probs,
+                        const AttentionParams& p);
+}  // namespace cuda
+
 // out = dropout(P) v with P = softmax(scale * q kᵀ + bias, masked to -inf), row by row;
 // a row with no visible key gives P = 0 and out = 0. When probs is present it receives P
 // (before dropout), negated where dropout dropped the weight: what the backward reads.
@@ -51,7 +59,7 @@ inline void attention_forward(TensorRef out, TensorRef probs, TensorRef q, Tenso
                               TensorRef mask, TensorRef bias, const AttentionParams& p) {
   profile::Scope scope(profile::Kind::Attention);
   if (q.device.is_cpu()) return cpu::attention_forward(out, probs, q, k, v, mask, bias, p);
-  LOOM_UNREACHABLE("attention_forward: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::attention_forward(out, probs, q, k, v, mask, bias, p));
 }
 
 // From the forward's probs and the same params:
@@ -64,7 +72,7 @@ inline void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef gra
   profile::Scope scope(profile::Kind::Attention);
   if (q.device.is_cpu())
     return cpu::attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p);
-  LOOM_UNREACHABLE("attention_backward: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p));
 }
 
 }  // namespace loom::kernels

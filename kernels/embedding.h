@@ -13,12 +13,17 @@ void embedding_forward(TensorRef out, TensorRef ids, TensorRef weight);
 void embedding_backward(TensorRef grad_weight, TensorRef grad_out, TensorRef ids);
 }  // namespace cpu
 
+namespace cuda {
+void embedding_forward(TensorRef out, TensorRef ids, TensorRef weight);
+void embedding_backward(TensorRef grad_weight, TensorRef grad_out, TensorRef ids);
+}  // namespace cuda
+
 // out [N, C]: out[i, :] = weight[ids[i], :]. An id outside [0, V) is a loom::Error naming
 // the id, its position in ids and V; nothing is written then.
 inline void embedding_forward(TensorRef out, TensorRef ids, TensorRef weight) {
   profile::Scope scope(profile::Kind::Embedding);
   if (weight.device.is_cpu()) return cpu::embedding_forward(out, ids, weight);
-  LOOM_UNREACHABLE("embedding_forward: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::embedding_forward(out, ids, weight));
 }
 
 // grad_weight [V, C] += scatter of grad_out [N, C]: grad_weight[ids[i], :] += grad_out[i, :].
@@ -26,7 +31,7 @@ inline void embedding_forward(TensorRef out, TensorRef ids, TensorRef weight) {
 inline void embedding_backward(TensorRef grad_weight, TensorRef grad_out, TensorRef ids) {
   profile::Scope scope(profile::Kind::Embedding);
   if (grad_weight.device.is_cpu()) return cpu::embedding_backward(grad_weight, grad_out, ids);
-  LOOM_UNREACHABLE("embedding_backward: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::embedding_backward(grad_weight, grad_out, ids));
 }
 
 }  // namespace loom::kernels

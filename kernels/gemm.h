@@ -25,10 +25,14 @@ namespace cpu {
 void gemm(TensorRef c, TensorRef a, TensorRef b, double alpha, double beta);
 }
 
+namespace cuda {
+void gemm(TensorRef c, TensorRef a, TensorRef b, double alpha, double beta);
+}
+
 inline void gemm(TensorRef c, TensorRef a, TensorRef b, double alpha, double beta) {
   profile::Scope scope(profile::Kind::Gemm);
   if (c.device.is_cpu()) return cpu::gemm(c, a, b, alpha, beta);
-  LOOM_UNREACHABLE("gemm: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::gemm(c, a, b, alpha, beta));
 }
 
 }  // namespace loom::kernels

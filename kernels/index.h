@@ -13,6 +13,11 @@ void index_select_forward(TensorRef out, TensorRef x, int dim, TensorRef index);
 void index_select_backward(TensorRef grad_x, TensorRef grad_out, int dim, TensorRef index);
 }  // namespace cpu
 
+namespace cuda {
+void index_select_forward(TensorRef out, TensorRef x, int dim, TensorRef index);
+void index_select_backward(TensorRef grad_x, TensorRef grad_out, int dim, TensorRef index);
+}  // namespace cuda
+
 // out has x's sizes except out.sizes[dim] = K = index.numel():
 // out[..., k, ...] = x[..., index[k], ...]. Any dtype the CPU stores. An index outside
 // [0, x.sizes[dim]) is a loom::Error naming it, its position and the size; nothing is
@@ -20,7 +25,7 @@ void index_select_backward(TensorRef grad_x, TensorRef grad_out, int dim, Tensor
 inline void index_select_forward(TensorRef out, TensorRef x, int dim, TensorRef index) {
   profile::Scope scope(profile::Kind::Copy);
   if (x.device.is_cpu()) return cpu::index_select_forward(out, x, dim, index);
-  LOOM_UNREACHABLE("index_select_forward: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::index_select_forward(out, x, dim, index));
 }
 
 // grad_x[..., index[k], ...] += grad_out[..., k, ...] for every k (floating dtypes).
@@ -29,7 +34,7 @@ inline void index_select_forward(TensorRef out, TensorRef x, int dim, TensorRef 
 inline void index_select_backward(TensorRef grad_x, TensorRef grad_out, int dim, TensorRef index) {
   profile::Scope scope(profile::Kind::Copy);
   if (grad_x.device.is_cpu()) return cpu::index_select_backward(grad_x, grad_out, dim, index);
-  LOOM_UNREACHABLE("index_select_backward: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::index_select_backward(grad_x, grad_out, dim, index));
 }
 
 }  // namespace loom::kernels

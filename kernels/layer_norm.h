@@ -18,13 +18,21 @@ void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b,
                          TensorRef w);
 }  // namespace cpu
 
+namespace cuda {
+void layer_norm_forward(TensorRef y, TensorRef mean, TensorRef rstd, TensorRef x, TensorRef w,
+                        TensorRef b, double eps);
+void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b,
+                         TensorRef grad_out, TensorRef x, TensorRef mean, TensorRef rstd,
+                         TensorRef w);
+}  // namespace cuda
+
 // y = (x - mean) * rstd * w + b, with mean and rstd = 1 / sqrt(var + eps) (biased
 // variance) of each row, which are written out for the backward.
 inline void layer_norm_forward(TensorRef y, TensorRef mean, TensorRef rstd, TensorRef x,
                                TensorRef w, TensorRef b, double eps) {
   profile::Scope scope(profile::Kind::LayerNorm);
   if (x.device.is_cpu()) return cpu::layer_norm_forward(y, mean, rstd, x, w, b, eps);
-  LOOM_UNREACHABLE("layer_norm_forward: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::layer_norm_forward(y, mean, rstd, x, w, b, eps));
 }
 
 // With xhat = (x - mean) * rstd and gxhat = grad_out * w (grad_out without w):
@@ -37,7 +45,7 @@ inline void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef gr
   profile::Scope scope(profile::Kind::LayerNorm);
   if (x.device.is_cpu())
     return cpu::layer_norm_backward(grad_x, grad_w, grad_b, grad_out, x, mean, rstd, w);
-  LOOM_UNREACHABLE("layer_norm_backward: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::layer_norm_backward(grad_x, grad_w, grad_b, grad_out, x, mean, rstd, w));
 }
 
 }  // namespace loom::kernels

@@ -26,11 +26,22 @@ void copy(TensorRef out, TensorRef x);  // converts dtype when they differ
 void fill(TensorRef out, double value);
 }  // namespace cpu
 
+namespace cuda {
+template <class Op> void unary_forward(TensorRef y, TensorRef x, Op op);
+template <class Op>
+void unary_backward(TensorRef grad_x, TensorRef grad_out, TensorRef x, TensorRef y, Op op);
+void binary(TensorRef out, TensorRef a, TensorRef b, BinaryOp op);
+void compare(TensorRef out, TensorRef a, TensorRef b, CompareOp op);
+void where(TensorRef out, TensorRef cond, TensorRef a, TensorRef b);
+void copy(TensorRef out, TensorRef x);  // both on one device; converts dtype when they differ
+void fill(TensorRef out, double value);
+}  // namespace cuda
+
 // y = op(x)
 template <class Op> void unary_forward(TensorRef y, TensorRef x, Op op) {
   profile::Scope scope(profile::Kind::Elementwise);
   if (x.device.is_cpu()) return cpu::unary_forward(y, x, op);
-  LOOM_UNREACHABLE("unary_forward: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::unary_forward(y, x, op));
 }
 
 // grad_x = grad_out * op'(x)
@@ -38,41 +49,41 @@ template <class Op>
 void unary_backward(TensorRef grad_x, TensorRef grad_out, TensorRef x, TensorRef y, Op op) {
   profile::Scope scope(profile::Kind::Elementwise);
   if (x.device.is_cpu()) return cpu::unary_backward(grad_x, grad_out, x, y, op);
-  LOOM_UNREACHABLE("unary_backward: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::unary_backward(grad_x, grad_out, x, y, op));
 }
 
 // out = a (op) b
 inline void binary(TensorRef out, TensorRef a, TensorRef b, BinaryOp op) {
   profile::Scope scope(profile::Kind::Elementwise);
   if (a.device.is_cpu()) return cpu::binary(out, a, b, op);
-  LOOM_UNREACHABLE("binary: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::binary(out, a, b, op));
 }
 
 // out (bool) = a (op) b
 inline void compare(TensorRef out, TensorRef a, TensorRef b, CompareOp op) {
   profile::Scope scope(profile::Kind::Elementwise);
   if (a.device.is_cpu()) return cpu::compare(out, a, b, op);
-  LOOM_UNREACHABLE("compare: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::compare(out, a, b, op));
 }
 
 // out = cond ? a : b  (cond is bool)
 inline void where(TensorRef out, TensorRef cond, TensorRef a, TensorRef b) {
   profile::Scope scope(profile::Kind::Elementwise);
   if (a.device.is_cpu()) return cpu::where(out, cond, a, b);
-  LOOM_UNREACHABLE("where: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::where(out, cond, a, b));
 }
 
 // out = x, element by element, converting the dtype if it differs
 inline void copy(TensorRef out, TensorRef x) {
   profile::Scope scope(profile::Kind::Copy);
   if (x.device.is_cpu() && out.device.is_cpu()) return cpu::copy(out, x);
-  LOOM_UNREACHABLE("copy: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::copy(out, x));
 }
 
 inline void fill(TensorRef out, double value) {
   profile::Scope scope(profile::Kind::Elementwise);
   if (out.device.is_cpu()) return cpu::fill(out, value);
-  LOOM_UNREACHABLE("fill: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::fill(out, value));
 }
 
 }  // namespace loom::kernels

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 
+#include "kernels/philox.h"
 #include "kernels/profile.h"
 #include "kernels/tensor_ref.h"
 
@@ -28,24 +29,11 @@ struct Generator {
 
 // Philox4x32-10 on a full 128-bit counter and 64-bit key (checked against the
 // published known-answer vectors in tests).
-std::array<uint32_t, 4> philox4x32_block(std::array<uint32_t, 4> counter,
-                                         std::array<uint32_t, 2> key);
-// Four 32-bit random words for one 64-bit counter (upper counter words zero).
-inline std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t key) {
-  return philox4x32_block({uint32_t(counter), uint32_t(counter >> 32), 0, 0},
-                          {uint32_t(key), uint32_t(key >> 32)});
-}
-
-// Uniform in [0, 1) with 53 random bits from two Philox words.
-inline double uniform01_from_words(uint32_t w0, uint32_t w1) {
-  const uint64_t bits = (uint64_t(w0) << 21) ^ (uint64_t(w1) >> 11);
-  return double(bits & ((uint64_t(1) << 53) - 1)) * 0x1.0p-53;
-}
-
-// The uniform of one counter: its first two words.
-inline double philox_uniform01(uint64_t counter, uint64_t seed) {
-  const auto r = philox4x32(counter, seed);
-  return uniform01_from_words(r[0], r[1]);
+inline std::array<uint32_t, 4> philox4x32_block(std::array<uint32_t, 4> counter,
+                                                std::array<uint32_t, 2> key) {
+  uint32_t c[4] = {counter[0], counter[1], counter[2], counter[3]};
+  philox4x32_rounds(c, key[0], key[1]);
+  return {c[0], c[1], c[2], c[3]};
 }
 
 // out[i] = philox_uniform01(first_counter + i, seed) for i < n: the same numbers, computed
@@ -59,20 +47,31 @@ void fill_normal(TensorRef out, uint64_t seed, uint64_t offset, double mean, dou
 void fill_bernoulli(TensorRef out, uint64_t seed, uint64_t offset, double keep_prob, double scale);
 }  // namespace cpu
 
+namespace cuda {
+void fill_uniform(TensorRef out, uint64_t seed, uint64_t offset, double low, double high);
+void fill_normal(TensorRef out, uint64_t seed, uint64_t offset, double mean, double std);
+void fill_bernoulli(TensorRef out, uint64_t seed, uint64_t offset, double keep_prob, double scale);
+}  // namespace cuda
+
+// The same (seed, offset) gives the same numbers on the CPU and the GPU: uniform and
+// bernoulli bit for bit, normal to the last bits of the device's log and cos.
 inline void fill_uniform(TensorRef out, Generator& gen, double low, double high) {
   profile::Scope scope(profile::Kind::Random);
-  LOOM_CHECK(out.device.is_cpu(), "uniform: ", out.device, ": CUDA RNG is not built");
-  cpu::fill_uniform(out, gen.seed, gen.take(out.numel()), low, high);
+  const uint64_t offset = gen.take(out.numel());
+  if (out.device.is_cpu()) return cpu::fill_uniform(out, gen.seed, offset, low, high);
+  LOOM_ON_CUDA(cuda::fill_uniform(out, gen.seed, offset, low, high));
 }
 inline void fill_normal(TensorRef out, Generator& gen, double mean, double std) {
   profile::Scope scope(profile::Kind::Random);
-  LOOM_CHECK(out.device.is_cpu(), "normal: ", out.device, ": CUDA RNG is not built");
-  cpu::fill_normal(out, gen.seed, gen.take(out.numel()), mean, std);
+  const uint64_t offset = gen.take(out.numel());
+  if (out.device.is_cpu()) return cpu::fill_normal(out, gen.seed, offset, mean, std);
+  LOOM_ON_CUDA(cuda::fill_normal(out, gen.seed, offset, mean, std));
 }
 inline void fill_bernoulli(TensorRef out, Generator& gen, double keep_prob, double scale) {
   profile::Scope scope(profile::Kind::Random);
-  LOOM_CHECK(out.device.is_cpu(), "bernoulli: ", out.device, ": CUDA RNG is not built");
-  cpu::fill_bernoulli(out, gen.seed, gen.take(out.numel()), keep_prob, scale);
+  const uint64_t offset = gen.take(out.numel());
+  if (out.device.is_cpu()) return cpu::fill_bernoulli(out, gen.seed, offset, keep_prob, scale);
+  LOOM_ON_CUDA(cuda::fill_bernoulli(out, gen.seed, offset, keep_prob, scale));
 }
 
 }  // namespace loom::kernels

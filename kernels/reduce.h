@@ -13,10 +13,14 @@ namespace cpu {
 void reduce(TensorRef out, TensorRef x, ReduceOp op);
 }
 
+namespace cuda {
+void reduce(TensorRef out, TensorRef x, ReduceOp op);
+}
+
 inline void reduce(TensorRef out, TensorRef x, ReduceOp op) {
   profile::Scope scope(profile::Kind::Reduce);
   if (x.device.is_cpu()) return cpu::reduce(out, x, op);
-  LOOM_UNREACHABLE("reduce: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::reduce(out, x, op));
 }
 
 }  // namespace loom::kernels

@@ -13,11 +13,16 @@ void softmax_forward(TensorRef y, TensorRef x, bool log);
 void softmax_backward(TensorRef grad_x, TensorRef grad_out, TensorRef y, bool log);
 }  // namespace cpu
 
+namespace cuda {
+void softmax_forward(TensorRef y, TensorRef x, bool log);
+void softmax_backward(TensorRef grad_x, TensorRef grad_out, TensorRef y, bool log);
+}  // namespace cuda
+
 // y = softmax(x) (log = false) or log_softmax(x) (log = true), row by row.
 inline void softmax_forward(TensorRef y, TensorRef x, bool log) {
   profile::Scope scope(profile::Kind::SoftmaxLoss);
   if (x.device.is_cpu()) return cpu::softmax_forward(y, x, log);
-  LOOM_UNREACHABLE("softmax_forward: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::softmax_forward(y, x, log));
 }
 
 // From the forward output y: softmax grad_x = y * (grad_out - sum(grad_out * y));
@@ -25,7 +30,7 @@ inline void softmax_forward(TensorRef y, TensorRef x, bool log) {
 inline void softmax_backward(TensorRef grad_x, TensorRef grad_out, TensorRef y, bool log) {
   profile::Scope scope(profile::Kind::SoftmaxLoss);
   if (y.device.is_cpu()) return cpu::softmax_backward(grad_x, grad_out, y, log);
-  LOOM_UNREACHABLE("softmax_backward: CUDA tensor in a CPU-only build");
+  LOOM_ON_CUDA(cuda::softmax_backward(grad_x, grad_out, y, log));
 }
 
 }  // namespace loom::kernels

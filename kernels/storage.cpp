@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/cuda/runtime.h"
 #include "kernels/error.h"
 
 // Under AddressSanitizer, cached blocks are poisoned while they sit in the free lists, so
@@ -102,11 +103,14 @@ void cpu_empty_cache() {
 }
 
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
-  LOOM_CHECK(device.is_cpu(), "Storage: device ", device,
-             ": no CUDA backend in this build (issue 9); use cpu");
-  data_ = cpu_allocate(nbytes);
+  data_ = device.is_cpu() ? cpu_allocate(nbytes) : cuda::allocate(nbytes, device.index);
 }
 
-Storage::~Storage() { cpu_free(data_, nbytes_); }
+Storage::~Storage() {
+  if (device_.is_cpu())
+    cpu_free(data_, nbytes_);
+  else
+    cuda::deallocate(data_, nbytes_, device_.index);
+}
 
 }  // namespace loom::kernels

@@ -7,6 +7,15 @@
 #include "kernels/dims.h"
 #include "kernels/dtype.h"
 
+// The CUDA branch of a kernel's dispatch: returns the CUDA kernel's result in a CUDA build.
+// In a CPU-only build no CUDA tensor can exist (Storage refuses cuda devices), so reaching
+// it is a bug.
+#if LOOM_WITH_CUDA
+#define LOOM_ON_CUDA(call) return call
+#else
+#define LOOM_ON_CUDA(call) LOOM_UNREACHABLE(#call ": CUDA tensor in a CPU-only build")
+#endif
+
 namespace loom::kernels {
 
 struct TensorRef {

@@ -11,7 +11,7 @@ SequenceLoss sequence_loss(const Tensor& logits, const Tensor& target, double la
   SequenceLoss out;
   out.loss = ag::cross_entropy(logits, target, pad, label_smoothing);
   ag::NoGrad no_grad;
-  out.tokens = ag::sum(ag::ne(target, ag::full({}, double(pad), target.dtype())).to(DType::F64))
+  out.tokens = ag::sum(ag::ne(target, ag::full({}, double(pad), target.dtype(), target.device())).to(DType::F64))
                    .item<double>();
   if (label_smoothing == 0) out.nll = out.loss.item<double>();
   else if (with_nll) out.nll = ag::cross_entropy(logits, target, pad, 0.0).item<double>();

@@ -138,6 +138,15 @@ void Module::to(DType dtype) {
   }
 }
 
+void Module::to(Device device) {
+  ag::NoGrad no_grad;
+  for (auto& [name, t] : state_dict()) {
+    if (t.device() == device) continue;
+    Tensor target = t;
+    target.set_data(t.to(device));
+  }
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& c : children_) c.second->train(on);

@@ -20,6 +20,7 @@ using ag::NamedTensor;
 using ag::NamedTensors;
 using ag::Tensor;
 using kernels::Dims;
+using kernels::Device;
 using kernels::DType;
 using kernels::Generator;
 
@@ -52,6 +53,9 @@ class Module {
   // Converts every parameter and buffer to dtype in place (e.g. float64 for gradient
   // checks); member handles stay valid.
   void to(DType dtype);
+  // Moves every parameter and buffer to device (cpu, cuda:N) in place; handles stay valid
+  // and gradients are dropped.
+  void to(Device device);
 
   void train(bool on = true);
   void eval() { train(false); }

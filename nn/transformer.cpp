@@ -125,8 +125,9 @@ Tensor Transformer::embed_tokens(const Embedding& table, const Tensor& ids, int6
   Tensor x = table.forward(ids) * std::sqrt(double(C));  // (B, T, C)
   if (cfg_.position == "sinusoidal") {
     if (!sinusoidal_.defined() || sinusoidal_.size(0) < start + T ||
-        sinusoidal_.dtype() != x.dtype())
-      sinusoidal_ = sinusoidal_table(std::max(start + T, cfg_.max_len), C, x.dtype());
+        sinusoidal_.dtype() != x.dtype() || sinusoidal_.device() != x.device())
+      sinusoidal_ =
+          sinusoidal_table(std::max(start + T, cfg_.max_len), C, x.dtype()).to(x.device());
     x = x + sinusoidal_.slice(0, start, start + T);
   }
   return dropout_->forward(x);
@@ -138,19 +139,22 @@ AttentionContext Transformer::self_context(int64_t q_start, int64_t T, int64_t S
   ctx.key_mask = key_mask;
   ctx.causal = causal;
   const DType dtype = embed->weight.dtype();
+  const Device device = embed->weight.device();  // tables are built on the host, then moved
   if (cfg_.position == "rope") {
     const RopeFrequencies f = rope_frequencies(cfg_.rope, cfg_.head_dim(), S);
     std::tie(ctx.rope_cos_q, ctx.rope_sin_q) = rope_tables(f, q_start, T, dtype);
     std::tie(ctx.rope_cos_k, ctx.rope_sin_k) = rope_tables(f, 0, S, dtype);
+    for (Tensor* t : {&ctx.rope_cos_q, &ctx.rope_sin_q, &ctx.rope_cos_k, &ctx.rope_sin_k})
+      *t = t->to(device);
   } else if (cfg_.position == "alibi") {
-    ctx.bias = alibi_bias(alibi_slopes_, T, S, causal, dtype);
+    ctx.bias = alibi_bias(alibi_slopes_, T, S, causal, dtype).to(device);
   }
   return ctx;
 }
 
 Tensor Transformer::encode(const Tensor& src, Tensor* src_mask) const {
   const int64_t B = src.size(0), S = src.size(1);
-  *src_mask = ag::ne(src, ag::full({}, double(kPad), src.dtype())).view({B, 1, 1, S});
+  *src_mask = ag::ne(src, ag::full({}, double(kPad), src.dtype(), src.device())).view({B, 1, 1, S});
   const Tensor x = embed_tokens(*embed, src, 0);
   return encoder->forward(x, self_context(0, S, S, /*causal=*/false, *src_mask));
 }
@@ -205,7 +209,7 @@ Tensor Transformer::decode_step(DecoderState& state, const Tensor& tokens) const
   AttentionContext cross;
   cross.key_mask = state.src_mask;
   // Pad targets are masked as keys too (queries at pads only produce ignored logits).
-  const Tensor not_pad = ag::ne(tokens, ag::full({}, double(kPad), tokens.dtype()));
+  const Tensor not_pad = ag::ne(tokens, ag::full({}, double(kPad), tokens.dtype(), tokens.device()));
   state.tgt_mask = L == 0 ? not_pad : ag::concat({state.tgt_mask, not_pad}, 1);
   const Tensor key_mask = state.tgt_mask.view({tokens.size(0), 1, 1, L + T});
   const Tensor h = decoder->forward(

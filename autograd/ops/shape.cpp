@@ -9,6 +9,7 @@
 
 #include "autograd/ops.h"
 #include "autograd/ops/internal.h"
+#include "kernels/cuda/runtime.h"
 #include "kernels/pointwise.h"
 
 namespace loom::ag {
@@ -114,6 +115,13 @@ struct ToDtypeBackward final : Node {
   explicit ToDtypeBackward(DType x_dtype) : x_dtype(x_dtype) {}
   const char* name() const override { return "to_dtype"; }
   std::vector<Tensor> backward(const Tensor& grad_out) override { return {grad_out.to(x_dtype)}; }
+};
+
+struct ToDeviceBackward final : Node {
+  Device x_device;
+  explicit ToDeviceBackward(Device x_device) : x_device(x_device) {}
+  const char* name() const override { return "to_device"; }
+  std::vector<Tensor> backward(const Tensor& grad_out) override { return {to_device(grad_out, x_device)}; }
 };
 
 struct ConcatBackward final : Node {
@@ -264,6 +272,17 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
   Tensor out = empty(x.sizes(), dtype, x.device());
   kernels::copy(out.ref(), x.ref());
   if (kernels::is_floating(dtype)) record<ToDtypeBackward>(out, {&x}, x.dtype());
+  return out;
+}
+
+Tensor to_device(const Tensor& x, Device device) {
+  if (x.device() == device) return x;
+  // Bytes move as they are stored: a strided view is made contiguous on its own device.
+  const Tensor src = x.contiguous();
+  Tensor out = empty(x.sizes(), x.dtype(), device);
+  kernels::cuda::copy_bytes(out.ref().data, device, src.ref().data, x.device(),
+                            size_t(x.numel()) * kernels::dtype_size(x.dtype()));
+  if (x.is_floating_point()) record<ToDeviceBackward>(out, {&x}, x.device());
   return out;
 }
 

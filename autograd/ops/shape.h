@@ -20,6 +20,8 @@ Tensor unsqueeze(const Tensor& x, int dim);
 Tensor flatten(const Tensor& x, int start_dim = 0, int end_dim = -1);
 Tensor clone(const Tensor& x);  // a contiguous copy
 Tensor to_dtype(const Tensor& x, DType dtype);
+// A copy on `device` (x itself when it is there already); the gradient goes back to x's device.
+Tensor to_device(const Tensor& x, Device device);
 Tensor concat(const std::vector<Tensor>& xs, int dim);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int dim);
 

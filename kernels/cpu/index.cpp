@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/cpu/common.h"
+#include "kernels/scatter_order.h"
 
 namespace loom::kernels::cpu {
 namespace {
@@ -98,13 +99,10 @@ void index_select_backward(TensorRef grad_x, TensorRef grad_out, int dim, Tensor
   LOOM_ASSERT(grad_x.dim() == grad_out.dim() && dim >= 0 && dim < grad_x.dim());
   LOOM_ASSERT(grad_out.dtype == grad_x.dtype && grad_out.sizes[dim] == index.numel());
   const std::vector<int64_t> rows = read_index(index, grad_x, dim);
-  // Counting sort of k by destination: the k of slice j are order[start[j]..start[j + 1]).
-  const int64_t n = grad_x.sizes[dim], K = int64_t(rows.size());
-  std::vector<int64_t> start(size_t(n + 1), 0), order(static_cast<size_t>(K));
-  for (int64_t r : rows) ++start[size_t(r + 1)];
-  for (int64_t j = 0; j < n; ++j) start[size_t(j + 1)] += start[size_t(j)];
-  std::vector<int64_t> fill(start.begin(), start.end() - 1);
-  for (int64_t k = 0; k < K; ++k) order[size_t(fill[size_t(rows[size_t(k)])]++)] = k;
+  const int64_t n = grad_x.sizes[dim];
+  const ScatterOrder so = scatter_order(rows, n);
+  const std::vector<int64_t>&start = so.start, &order = so.order;
+  const int64_t K = int64_t(rows.size());
   const Slices s = slices(grad_x, grad_out, dim);
   const int64_t per_slice = s.sizes.numel();
   dispatch_floating(grad_x.dtype, "index_select backward", [&]<class T>() {

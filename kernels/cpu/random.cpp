@@ -7,22 +7,6 @@
 
 namespace loom::kernels {
 
-std::array<uint32_t, 4> philox4x32_block(std::array<uint32_t, 4> counter,
-                                         std::array<uint32_t, 2> key) {
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;  // multipliers (Salmon et al.)
-  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;  // Weyl key increments
-  uint32_t c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3];
-  uint32_t k0 = key[0], k1 = key[1];
-  for (int round = 0; round < 10; ++round) {
-    const uint64_t p0 = uint64_t(kM0) * c0, p1 = uint64_t(kM1) * c2;
-    const uint32_t n0 = uint32_t(p1 >> 32) ^ c1 ^ k0, n1 = uint32_t(p1);
-    const uint32_t n2 = uint32_t(p0 >> 32) ^ c3 ^ k1, n3 = uint32_t(p0);
-    c0 = n0, c1 = n1, c2 = n2, c3 = n3;
-    k0 += kW0, k1 += kW1;
-  }
-  return {c0, c1, c2, c3};
-}
-
 void philox_uniform01(double* out, int64_t n, uint64_t first_counter, uint64_t seed) {
   constexpr int kLanes = 16;
   constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u, kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
@@ -84,13 +68,10 @@ void fill_uniform(TensorRef out, uint64_t seed, uint64_t offset, double low, dou
   fill_from_uniforms(out, "uniform", seed, offset, [=](double u) { return low + (high - low) * u; });
 }
 
-// Box-Muller on two independent uniforms; u1 in (0, 1] so log(u1) is finite.
+// Box-Muller (kernels/philox.h), one counter per element.
 void fill_normal(TensorRef out, uint64_t seed, uint64_t offset, double mean, double std) {
   fill_contiguous(out, "normal", [=](int64_t i) {
-    const auto r = philox4x32(offset + uint64_t(i), seed);
-    const double u1 = 1.0 - uniform01_from_words(r[0], r[1]);
-    const double u2 = double(r[2]) * 0x1.0p-32;
-    return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+    return mean + std * philox_normal(offset + uint64_t(i), seed);
   });
 }
 
