@@ -2,7 +2,7 @@
 // bench/compare_torch/run.sh, whose PyTorch twin is bench/compare_torch/train_torch.py).
 //
 //   bench_compare_step make-batches --recipe R.toml --batches N --out-batches B.h5
-//                                   --out-weights W.h5
+//                                   --out-weights W.h5 [--max-tokens M]
 //     Cuts the first N batches of the recipe's training corpus with data::Batcher (the
 //     recipe's max_tokens and seed, as `loom train` would) and writes them, with the
 //     resolved model config and optimizer settings, to B.h5; writes the model's initial
@@ -10,6 +10,7 @@
 //     Both sides read these two files, so they train on the same ids from the same weights.
 //
 //   bench_compare_step train --batches B.h5 --weights W.h5 --threads T --steps S [--warmup K]
+//                            [--device cpu|cuda]
 //     1. agreement: with dropout off, the label-smoothed loss of batch 0 and the global
 //        gradient norm of that loss;
 //     2. K warm-up steps, then S timed training steps, each exactly the trainer's
@@ -17,9 +18,12 @@
 //        backward, clip_grad_norm, AdamW (decay_groups) step, zero_grad. Step i uses batch
 //        i mod N. The learning rate is the recipe's peak lr, constant (the schedule's
 //        per-step set_lr costs nothing and is left out on both sides).
+//     On cuda the model and the batches are moved to cuda:0 first and each step ends with a
+//     device synchronisation (its work is done when its time is taken).
 //     Prints one line `RESULT {json}`: median ms/step, target tokens/s (median over the
 //     timed steps of that step's non-pad target tokens / its time), peak RSS (getrusage
-//     ru_maxrss) before training and at the end, CPU time / wall time of the timed steps.
+//     ru_maxrss) before training and at the end, CPU time / wall time of the timed steps,
+//     and on cuda the peak of device memory in live tensors (the caching allocator's).
 //     With LOOM_PROFILE=1 the time per op kind of the timed steps goes to stderr.
 //
 // Batch file layout (HDF5): root attrs format = "loom-compare-batches", recipe, model (the
@@ -40,6 +44,7 @@
 #include "data/batcher.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
+#include "kernels/cuda/runtime.h"
 #include "kernels/profile.h"
 #include "kernels/threads.h"
 #include "nn/loss.h"
@@ -58,9 +63,9 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: bench_compare_step make-batches --recipe R.toml --batches N --out-batches B.h5 "
-    "--out-weights W.h5\n"
+    "--out-weights W.h5 [--max-tokens M]\n"
     "       bench_compare_step train --batches B.h5 --weights W.h5 --threads T --steps S "
-    "[--warmup K]\n";
+    "[--warmup K] [--device cpu|cuda]\n";
 
 // "--key value" pairs after the mode; every key must be one of `known`.
 std::map<std::string, std::string> parse_flags(int argc, char** argv,
@@ -107,7 +112,7 @@ int make_batches(const std::map<std::string, std::string>& flags) {
   const data::Corpus corpus = data::load_corpus(recipe.data.train[0], recipe.data.train[1], encode,
                                                 cfg.max_len, data::LengthPolicy::Skip);
   data::BatcherOptions bo;
-  bo.max_tokens = recipe.data.max_tokens;
+  bo.max_tokens = flags.count("max-tokens") ? std::stoll(flags.at("max-tokens")) : recipe.data.max_tokens;
   bo.seed = recipe.train.seed;
   data::Batcher batcher(corpus.examples, bo);
 
@@ -123,7 +128,7 @@ int make_batches(const std::map<std::string, std::string>& flags) {
   f.set_double_attr("weight_decay", o.weight_decay);
   f.set_int_attr("decay_embeddings", o.decay_embeddings ? 1 : 0);
   f.set_double_attr("clip_norm", o.clip_norm);
-  f.set_int_attr("max_tokens", recipe.data.max_tokens);
+  f.set_int_attr("max_tokens", bo.max_tokens);
   f.set_int_attr("seed", int64_t(recipe.train.seed));
   f.set_int_attr("batches", n);
   int64_t tokens = 0;
@@ -174,14 +179,21 @@ int train(const std::map<std::string, std::string>& flags) {
   LOOM_CHECK(threads >= 1 && steps >= 1 && warmup >= 0, "train: --threads ", threads,
              ", --steps ", steps, ", --warmup ", warmup, ": expected >= 1, >= 1, >= 0");
   kernels::set_num_threads(threads);
+  const std::string device_name = flags.count("device") ? flags.at("device") : "cpu";
+  LOOM_CHECK(device_name == "cpu" || device_name == "cuda", "train: --device ", device_name,
+             ": expected cpu or cuda");
+  const kernels::Device device = device_name == "cuda" ? kernels::Device::cuda(0) : kernels::Device::cpu();
 
   const recipes::h5::File f = recipes::h5::File::open(batch_path);
   LOOM_CHECK(f.string_attr("format") == "loom-compare-batches", batch_path,
              ": not a batch file of `bench_compare_step make-batches`");
   const nn::ModelConfig cfg = recipes::parse_model_config(f.string_attr("model"), batch_path);
-  const std::vector<StoredBatch> batches = read_batches(f);
+  std::vector<StoredBatch> batches = read_batches(f);
   nn::Transformer model(cfg, 1, 2);  // weights replaced below; dropout stream seeded 2
   model.load_state_dict(recipes::load_checkpoint(need(flags, "weights")).model_state);
+  model.to(device);
+  for (StoredBatch& b : batches)
+    for (ag::Tensor* t : {&b.src, &b.tgt_in, &b.tgt_out}) *t = t->to(device);
   const ag::NamedTensors params = model.named_parameters();
   optim::AdamWOptions ao;
   ao.lr = f.double_attr("lr"), ao.beta1 = f.double_attr("beta1");
@@ -212,6 +224,7 @@ int train(const std::map<std::string, std::string>& flags) {
     if (clip_norm > 0) optim::clip_grad_norm(params, clip_norm);
     adam.step();
     adam.zero_grad();
+    if (device.is_cuda()) kernels::cuda::synchronize(device.index);
     return value;
   };
   const size_t n = batches.size();
@@ -238,10 +251,14 @@ int train(const std::map<std::string, std::string>& flags) {
   std::printf("RESULT {\"side\": \"loom\", \"threads\": %d, \"steps\": %d, \"warmup\": %d, "
               "\"median_ms\": %.3f, \"tok_s\": %.1f, \"mean_tok_s\": %.1f, "
               "\"peak_rss_mb\": %.1f, \"base_rss_mb\": %.1f, \"cpu_util\": %.3f, "
-              "\"init_loss\": %.9g, \"init_grad_norm\": %.9g, \"last_loss\": %.6g}\n",
+              "\"init_loss\": %.9g, \"init_grad_norm\": %.9g, \"last_loss\": %.6g, "
+              "\"device\": \"%s\", \"peak_gpu_mb\": %.1f}\n",
               threads, steps, warmup, bench::median(ms), bench::median(tok_s),
               double(total_tokens) / total_s, peak_rss_mb(), base_rss, cpu_util, init_loss,
-              init_grad_norm, last_loss);
+              init_grad_norm, last_loss, device_name.c_str(),
+              device.is_cuda()
+                  ? double(kernels::cuda::allocator_stats(0).peak_allocated_bytes) / (1 << 20)
+                  : 0.0);
   return 0;
 }
 
@@ -251,9 +268,9 @@ int main(int argc, char** argv) {
   try {
     const std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "make-batches")
-      return make_batches(parse_flags(argc, argv, {"recipe", "batches", "out-batches", "out-weights"}));
+      return make_batches(parse_flags(argc, argv, {"recipe", "batches", "out-batches", "out-weights", "max-tokens"}));
     if (mode == "train")
-      return train(parse_flags(argc, argv, {"batches", "weights", "threads", "steps", "warmup"}));
+      return train(parse_flags(argc, argv, {"batches", "weights", "threads", "steps", "warmup", "device"}));
     std::fprintf(stderr, "%s", kUsage);
     return 2;
   } catch (const std::exception& e) {

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/cuda/runtime.h"
+
 namespace loom::kernels::profile {
 namespace {
 
@@ -44,6 +46,11 @@ bool enabled() {
     state().store(s, std::memory_order_relaxed);
   }
   return s == 1;
+}
+
+void wait_for_device() {
+  static const bool gpu = cuda::available();
+  if (gpu) cuda::synchronize(0);
 }
 
 void set_enabled(bool on) { state().store(on ? 1 : 0, std::memory_order_relaxed); }

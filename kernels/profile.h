@@ -18,6 +18,9 @@ const char* kind_name(Kind k);
 bool enabled();  // LOOM_PROFILE=1, read once; set_enabled overrides (benchmarks)
 void set_enabled(bool on);
 void add(Kind k, int64_t nanoseconds);
+// Waits for the GPU when one is in use (CUDA kernels run asynchronously: a Scope on a GPU
+// op must wait for its kernels to be timed). Nothing in a CPU-only build or without a GPU.
+void wait_for_device();
 void reset();
 // Markdown table: kind, calls, total ms, ms per step (divided by `steps`), share.
 std::string report(int64_t steps = 1);
@@ -25,12 +28,17 @@ std::string report(int64_t steps = 1);
 class Scope {
  public:
   explicit Scope(Kind k) : kind_(k), on_(enabled()) {
-    if (on_) start_ = std::chrono::steady_clock::now();
+    if (on_) {
+      wait_for_device();  // earlier queued work is not this op's
+      start_ = std::chrono::steady_clock::now();
+    }
   }
   ~Scope() {
-    if (on_)
+    if (on_) {
+      wait_for_device();
       add(kind_, std::chrono::duration_cast<std::chrono::nanoseconds>(
                      std::chrono::steady_clock::now() - start_).count());
+    }
   }
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;

@@ -173,7 +173,7 @@ class Transformer(nn.Module):
         neg_inf = torch.tensor(float("-inf"), dtype=dtype)
         zero = torch.tensor(0.0, dtype=dtype)
         src_bias = torch.where(src != PAD, zero, neg_inf)[:, None, None, :]     # (B, 1, 1, S)
-        causal = torch.ones(T, T, dtype=torch.bool).tril()                       # (T, T)
+        causal = torch.ones(T, T, dtype=torch.bool, device=tgt_in.device).tril()  # (T, T)
         keep = causal[None, None] & (tgt_in != PAD)[:, None, None, :]            # (B, 1, T, T)
         self_bias = torch.where(keep, zero, neg_inf)
 

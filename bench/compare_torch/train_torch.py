@@ -4,12 +4,16 @@ weights (loom's checkpoint), the same optimizer settings, the same timing.
 
     OMP_NUM_THREADS=T OPENBLAS_NUM_THREADS=T python3 train_torch.py --batches B.h5 \\
         --weights W.h5 --threads T --steps S [--warmup K] [--profile]
+        [--device cpu|cuda] [--amp bf16]
 
 1. agreement: with dropout off, the label-smoothed loss of batch 0 and the global gradient
    norm of that loss;
 2. K warm-up steps, then S timed steps, each: forward, loss, loss.item(), backward,
    clip_grad_norm_, AdamW step (no decay on biases, LayerNorm and embeddings),
    zero_grad(set_to_none=True); step i uses batch i mod N; constant lr (the recipe's).
+On cuda the model and batches move to the GPU and each step ends with
+torch.cuda.synchronize(); --amp bf16 runs forward and loss under torch.autocast (bf16),
+the mixed precision loom's train.precision = "bf16" is to match.
 Prints one line `RESULT {json}` with the fields loom prints. --profile: torch.profiler's
 table of the timed steps on stderr.
 """
@@ -54,6 +58,8 @@ def main():
     ap.add_argument("--steps", type=int, required=True)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--amp", default="", choices=["", "bf16"])
     args = ap.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         if os.environ.get(var) != str(args.threads):
@@ -72,6 +78,14 @@ def main():
     model = spec.Transformer(cfg)
     with h5py.File(args.weights, "r") as f:
         spec.load_loom_weights(model, f["model"])
+    dev = torch.device(args.device)
+    model.to(dev)
+    batches = [(s.to(dev), ti.to(dev), to.to(dev), n) for s, ti, to, n in batches]
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.amp == "bf16")
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
     params = list(model.parameters())
     adam = torch.optim.AdamW(spec.adamw_groups(model, opt["weight_decay"], decay_embeddings),
                              lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]), eps=opt["eps"],
@@ -90,7 +104,8 @@ def main():
 
     def step(batch):
         src, tgt_in, tgt_out, _ = batch
-        loss = spec.sequence_loss(model(src, tgt_in), tgt_out, cfg["label_smoothing"])
+        with autocast:
+            loss = spec.sequence_loss(model(src, tgt_in), tgt_out, cfg["label_smoothing"])
         value = loss.item()
         if not math.isfinite(value):
             sys.exit("train_torch.py: non-finite training loss")
@@ -99,6 +114,7 @@ def main():
             torch.nn.utils.clip_grad_norm_(params, opt["clip_norm"])
         adam.step()
         adam.zero_grad(set_to_none=True)
+        sync()
         return value
 
     n = len(batches)
@@ -130,7 +146,8 @@ def main():
               "tok_s": statistics.median(tok_s), "mean_tok_s": total_tokens / total_s,
               "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base_rss, "cpu_util": cpu_util,
               "init_loss": init_loss, "init_grad_norm": init_grad_norm, "last_loss": last_loss,
-              "torch": torch.__version__}
+              "torch": torch.__version__, "device": args.device, "amp": args.amp,
+              "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else 0.0}
     print("RESULT " + json.dumps(result), flush=True)
 
 
