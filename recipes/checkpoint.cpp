@@ -38,9 +38,11 @@ size_t tensor_bytes(const ag::Tensor& contiguous) {
   return size_t(contiguous.numel()) * kernels::dtype_size(contiguous.dtype());
 }
 
-// The tensor as stored: contiguous float32 (no copy when it already is, as in training).
+// The tensor as stored: contiguous float32 on the host (no copy when it already is, as in
+// CPU training). GPU tensors are copied here, in the parent: the forked writer must not
+// touch the GPU (a CUDA context does not survive fork).
 ag::Tensor as_stored(const ag::Tensor& t) {
-  ag::Tensor c = t.contiguous();
+  ag::Tensor c = t.to(kernels::Device::cpu()).contiguous();
   return c.dtype() == kernels::DType::F32 ? c : c.to(kernels::DType::F32);
 }
 
