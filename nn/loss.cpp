@@ -6,13 +6,14 @@
 
 namespace loom::nn {
 
-SequenceLoss sequence_loss(const Tensor& logits, const Tensor& target, double label_smoothing,
+SequenceLoss sequence_loss(const Tensor& logits, const Tensor& target_ids, double label_smoothing,
                            int64_t pad, bool with_nll) {
+  const Tensor target = target_ids.to(logits.device());  // ids made on the host
   SequenceLoss out;
   out.loss = ag::cross_entropy(logits, target, pad, label_smoothing);
   ag::NoGrad no_grad;
-  out.tokens = ag::sum(ag::ne(target, ag::full({}, double(pad), target.dtype(), target.device())).to(DType::F64))
-                   .item<double>();
+  const Tensor pad_id = ag::full({}, double(pad), target.dtype(), target.device());
+  out.tokens = ag::sum(ag::ne(target, pad_id).to(DType::F64)).item<double>();
   if (label_smoothing == 0) out.nll = out.loss.item<double>();
   else if (with_nll) out.nll = ag::cross_entropy(logits, target, pad, 0.0).item<double>();
   return out;

@@ -124,7 +124,7 @@ LoadReport Module::load_state_dict(const NamedTensors& state, bool strict) {
     auto it = given.find(name);
     if (it == given.end() || it->second->sizes() != t.sizes()) continue;
     Tensor dst = t;
-    dst.copy_(it->second->to(t.dtype()));
+    dst.copy_(it->second->to(t.dtype()).to(t.device()));  // as PyTorch: across devices too
   }
   return report;
 }

@@ -152,7 +152,8 @@ AttentionContext Transformer::self_context(int64_t q_start, int64_t T, int64_t S
   return ctx;
 }
 
-Tensor Transformer::encode(const Tensor& src, Tensor* src_mask) const {
+Tensor Transformer::encode(const Tensor& src_ids, Tensor* src_mask) const {
+  const Tensor src = src_ids.to(device());  // ids made on the host follow the weights
   const int64_t B = src.size(0), S = src.size(1);
   *src_mask = ag::ne(src, ag::full({}, double(kPad), src.dtype(), src.device())).view({B, 1, 1, S});
   const Tensor x = embed_tokens(*embed, src, 0);
@@ -192,7 +193,7 @@ DecoderState Transformer::start_decoding(const Tensor& src) const {
 
 void DecoderState::select(const Tensor& rows) {
   auto pick = [&](Tensor& t) {
-    if (t.defined()) t = ag::index_select(t, 0, rows);
+    if (t.defined()) t = ag::index_select(t, 0, rows.to(t.device()));
   };
   pick(memory);
   pick(src_mask);
@@ -201,8 +202,10 @@ void DecoderState::select(const Tensor& rows) {
     for (KVCache* c : {&layer.self, &layer.cross}) pick(c->k), pick(c->v);
 }
 
-Tensor Transformer::decode_step(DecoderState& state, const Tensor& tokens) const {
-  LOOM_CHECK(tokens.dim() == 2, "decode_step: tokens ", tokens.sizes(), ": expected (B, T) ids");
+Tensor Transformer::decode_step(DecoderState& state, const Tensor& token_ids) const {
+  LOOM_CHECK(token_ids.dim() == 2, "decode_step: tokens ", token_ids.sizes(),
+             ": expected (B, T) ids");
+  const Tensor tokens = token_ids.to(device());
   const int64_t T = tokens.size(1), L = state.length;
   const Embedding& table = decoder->embed ? *decoder->embed : *embed;
   const Tensor y = embed_tokens(table, tokens, L);

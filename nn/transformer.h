@@ -114,6 +114,9 @@ class Transformer : public Module {
   Tensor decode_step(DecoderState& state, const Tensor& tokens) const;
 
   const ModelConfig& config() const { return cfg_; }
+  // Where the weights are (Module::to moves them); token ids given on another device are
+  // moved here by forward, forward_lm, start_decoding and decode_step.
+  Device device() const { return embed->weight.device(); }
   Generator& dropout_generator() const { return *dropout_gen_; }
 
   std::shared_ptr<Embedding> embed;

@@ -76,13 +76,14 @@ void AdamW::set_state(const std::string& name, const State& state) {
     LOOM_CHECK(t->defined(), "AdamW.set_state: parameter '", name, "': ", what, " is undefined");
     LOOM_CHECK(t->sizes() == p.sizes(), "AdamW.set_state: parameter '", name, "' ", p.sizes(), ": ",
                what, " has shape ", t->sizes());
-    LOOM_CHECK(t->dtype() == p.dtype() && t->device() == p.device(), "AdamW.set_state: parameter '",
-               name, "' ", p.device(), " ", p.dtype(), ": ", what, " is ", t->device(), " ",
-               t->dtype());
+    LOOM_CHECK(t->dtype() == p.dtype(), "AdamW.set_state: parameter '", name, "' ", p.dtype(),
+               ": ", what, " is ", t->dtype());
   }
   ag::NoGrad no_grad;
-  // Own contiguous copies: the caller's tensors are not updated by later steps.
-  state_[i] = State{state.step, state.exp_avg.detach().clone(), state.exp_avg_sq.detach().clone()};
+  // Own contiguous copies on the parameter's device (a checkpoint's state is on the host):
+  // the caller's tensors are not updated by later steps.
+  auto own = [&](const ag::Tensor& t) { return t.detach().to(p.device()).clone(); };
+  state_[i] = State{state.step, own(state.exp_avg), own(state.exp_avg_sq)};
 }
 
 }  // namespace loom::optim

@@ -133,8 +133,11 @@ Recipe parse_recipe(std::string_view text, const std::string& source,
     const TomlReader d(source, *t, "device.");
     d.check_keys({"type"});
     d.get("type", r.device.type);
-    LOOM_CHECK(r.device.type == "cpu", source, ": device.type = \"", r.device.type,
-               "\": only cpu is built (CUDA arrives with issue 9)");
+    try {
+      r.device.device();  // the spelling now; whether that GPU exists, when a run starts
+    } catch (const Error& e) {
+      throw Error(detail::cat(source, ": ", e.what()));
+    }
   }
   try {
     r.model.validate();
@@ -153,6 +156,15 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   std::stringstream text;
   text << in.rdbuf();
   return parse_recipe(text.str(), path, overrides);
+}
+
+kernels::Device DeviceConfig::device() const {
+  if (type == "cpu") return kernels::Device::cpu();
+  if (type == "cuda") return kernels::Device::cuda(0);
+  if (type.rfind("cuda:", 0) == 0 && type.size() > 5 &&
+      type.find_first_not_of("0123456789", 5) == std::string::npos)
+    return kernels::Device::cuda(std::stoi(type.substr(5)));
+  throw Error(detail::cat("device.type = \"", type, "\": expected \"cpu\", \"cuda\" or \"cuda:N\""));
 }
 
 }  // namespace loom::recipes

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/device.h"
 #include "nn/config.h"
 
 namespace loom::recipes {
@@ -52,7 +53,8 @@ struct TrainConfig {
 };
 
 struct DeviceConfig {
-  std::string type = "cpu";  // cpu (cuda arrives with issue 9)
+  std::string type = "cpu";  // "cpu", "cuda" (cuda:0) or "cuda:N"
+  kernels::Device device() const;
 };
 
 struct Recipe {

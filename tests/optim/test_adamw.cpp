@@ -277,7 +277,7 @@ TEST_CASE("AdamW: bad inputs") {
   CHECK_THROWS_WITH_AS(opt.set_state("w", {1, ag::zeros({4, 3}), ag::zeros({3, 4})}),
                        "AdamW.set_state: parameter 'w' [3,4]: exp_avg has shape [4,3]", Error);
   CHECK_THROWS_WITH_AS(opt.set_state("w", {1, ag::zeros({3, 4}), ag::zeros({3, 4}, DType::F64)}),
-                       "AdamW.set_state: parameter 'w' cpu float32: exp_avg_sq is cpu float64",
+                       "AdamW.set_state: parameter 'w' float32: exp_avg_sq is float64",
                        Error);
   CHECK_THROWS_WITH_AS(opt.set_state("w", {0, ag::zeros({3, 4}), ag::zeros({3, 4})}),
                        "AdamW.set_state: parameter 'w': step 0: must be at least 1", Error);

@@ -57,6 +57,16 @@ TEST_CASE("recipes: errors name the file, the key and the nearest valid key") {
   CHECK_THROWS_WITH_AS(parse_recipe("[model\n", "r.toml"), doctest::Contains("r.toml:1:"), Error);
   CHECK_THROWS_WITH_AS(load_recipe("/nonexistent/x.toml"),
                        "/nonexistent/x.toml: cannot open the recipe file", Error);
+  CHECK_THROWS_WITH_AS(parse_recipe("[device]\ntype = \"gpu\"\n", "r.toml"),
+                       "r.toml: device.type = \"gpu\": expected \"cpu\", \"cuda\" or \"cuda:N\"",
+                       Error);
+}
+
+TEST_CASE("recipes: device.type") {
+  CHECK(parse_recipe("", "r.toml").device.device() == kernels::Device::cpu());
+  CHECK(parse_recipe("", "r.toml", {"device.type=cuda"}).device.device() == kernels::Device::cuda(0));
+  CHECK(parse_recipe("", "r.toml", {"device.type=\"cuda:1\""}).device.device() ==
+        kernels::Device::cuda(1));
 }
 
 }  // namespace
