@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "kernels/cuda/runtime.h"
 #include "recipes/model_config.h"
 #include "recipes/toml_reader.h"
 
@@ -165,6 +166,17 @@ kernels::Device DeviceConfig::device() const {
       type.find_first_not_of("0123456789", 5) == std::string::npos)
     return kernels::Device::cuda(std::stoi(type.substr(5)));
   throw Error(detail::cat("device.type = \"", type, "\": expected \"cpu\", \"cuda\" or \"cuda:N\""));
+}
+
+kernels::Device DeviceConfig::open() const {
+  const kernels::Device d = device();
+  if (d.is_cpu()) return d;
+  const int n = kernels::cuda::device_count();
+  LOOM_CHECK(d.index < n, "device.type = \"", type, "\": ",
+             n == 0 ? std::string("no CUDA GPU is visible") : detail::cat("only ", n, " CUDA GPUs are visible"),
+             kernels::cuda::available() || LOOM_WITH_CUDA ? "" : " (this loom was built without CUDA)",
+             "; use device.type = \"cpu\" or run where the GPU is");
+  return d;
 }
 
 }  // namespace loom::recipes

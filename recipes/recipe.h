@@ -54,7 +54,8 @@ struct TrainConfig {
 
 struct DeviceConfig {
   std::string type = "cpu";  // "cpu", "cuda" (cuda:0) or "cuda:N"
-  kernels::Device device() const;
+  kernels::Device device() const;  // the spelling checked
+  kernels::Device open() const;    // also checked to exist on this machine (run start)
 };
 
 struct Recipe {

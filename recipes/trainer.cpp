@@ -184,8 +184,10 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
   LOOM_CHECK(!train_set.examples.empty(), recipe.source, ": the training corpus is empty");
   const int64_t train_examples = int64_t(train_set.examples.size());
 
-  // Model and optimizer.
+  // Model and optimizer; the model on the recipe's device (batches are made on the host
+  // and moved by the model; checkpoints copy back to the host).
   nn::Transformer model(cfg, tc.seed, tc.seed + 1);
+  model.to(recipe.device.open());
   const optim::LrSchedule schedule = make_schedule(recipe.optim, tc.max_steps);
   optim::AdamWOptions ao;
   ao.lr = recipe.optim.lr, ao.beta1 = recipe.optim.beta1, ao.beta2 = recipe.optim.beta2;

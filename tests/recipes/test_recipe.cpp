@@ -1,6 +1,7 @@
 // Recipe parsing: defaults, overrides, and errors that name the file, key and fix.
 #include <doctest/doctest.h>
 
+#include "kernels/cuda/runtime.h"
 #include "recipes/recipe.h"
 
 namespace loom::recipes {
@@ -67,6 +68,10 @@ TEST_CASE("recipes: device.type") {
   CHECK(parse_recipe("", "r.toml", {"device.type=cuda"}).device.device() == kernels::Device::cuda(0));
   CHECK(parse_recipe("", "r.toml", {"device.type=\"cuda:1\""}).device.device() ==
         kernels::Device::cuda(1));
+  CHECK(parse_recipe("", "r.toml").device.open() == kernels::Device::cpu());
+  if (!kernels::cuda::available())  // a run asking for a GPU where there is none stops at once
+    CHECK_THROWS_WITH_AS(parse_recipe("", "r.toml", {"device.type=cuda"}).device.open(),
+                         doctest::Contains("device.type = \"cuda\": no CUDA GPU is visible"), Error);
 }
 
 }  // namespace
