@@ -14,16 +14,16 @@ namespace cpu {
 int64_t cross_entropy_forward(TensorRef loss, TensorRef lse, TensorRef logits, TensorRef target,
                               int64_t ignore_index, double label_smoothing);
 void cross_entropy_backward(TensorRef grad_logits, TensorRef grad_loss, double scale,
-                            TensorRef logits, TensorRef lse, TensorRef target,
-                            int64_t ignore_index, double label_smoothing);
+                            TensorRef logits, TensorRef lse, TensorRef target, int64_t ignore_index,
+                            double label_smoothing);
 }  // namespace cpu
 
 namespace cuda {
 int64_t cross_entropy_forward(TensorRef loss, TensorRef lse, TensorRef logits, TensorRef target,
                               int64_t ignore_index, double label_smoothing);
 void cross_entropy_backward(TensorRef grad_logits, TensorRef grad_loss, double scale,
-                            TensorRef logits, TensorRef lse, TensorRef target,
-                            int64_t ignore_index, double label_smoothing);
+                            TensorRef logits, TensorRef lse, TensorRef target, int64_t ignore_index,
+                            double label_smoothing);
 }  // namespace cuda
 
 // Writes loss [M] and lse [M] (lse is left 0 at ignored rows) and returns the number of
@@ -35,7 +35,8 @@ inline int64_t cross_entropy_forward(TensorRef loss, TensorRef lse, TensorRef lo
   profile::Scope scope(profile::Kind::SoftmaxLoss);
   if (logits.device.is_cpu())
     return cpu::cross_entropy_forward(loss, lse, logits, target, ignore_index, label_smoothing);
-  LOOM_ON_CUDA(cuda::cross_entropy_forward(loss, lse, logits, target, ignore_index, label_smoothing));
+  LOOM_ON_CUDA(
+      cuda::cross_entropy_forward(loss, lse, logits, target, ignore_index, label_smoothing));
 }
 
 // grad_logits[r] = w_r * (softmax(logits[r]) - (1 - eps) * onehot(t) - eps / V), with
@@ -48,7 +49,8 @@ inline void cross_entropy_backward(TensorRef grad_logits, TensorRef grad_loss, d
   if (logits.device.is_cpu())
     return cpu::cross_entropy_backward(grad_logits, grad_loss, scale, logits, lse, target,
                                        ignore_index, label_smoothing);
-  LOOM_ON_CUDA(cuda::cross_entropy_backward(grad_logits, grad_loss, scale, logits, lse, target, ignore_index, label_smoothing));
+  LOOM_ON_CUDA(cuda::cross_entropy_backward(grad_logits, grad_loss, scale, logits, lse, target,
+                                            ignore_index, label_smoothing));
 }
 
 }  // namespace loom::kernels

@@ -155,8 +155,8 @@ inline GemmPlan plan_gemm(TensorRef c, TensorRef a, TensorRef b, double beta) {
     folded = fold_batch(a, 1, a2) && fold_batch(b, 0, b2);
   if (folded) {
     LOOM_ASSERT(!classify(c2).trans);
-    MatrixCall call{c2.sizes[0], c2.sizes[1], a2.sizes[1], classify(a2), classify(b2),
-                    classify(c2).ld, beta, {0}, {0}, {0}};
+    MatrixCall call{c2.sizes[0],     c2.sizes[1], a2.sizes[1], classify(a2), classify(b2),
+                    classify(c2).ld, beta,        {0},         {0},          {0}};
     plan.calls.push_back(std::move(call));
     return plan;
   }

@@ -13,17 +13,15 @@ namespace loom::kernels {
 namespace cpu {
 void layer_norm_forward(TensorRef y, TensorRef mean, TensorRef rstd, TensorRef x, TensorRef w,
                         TensorRef b, double eps);
-void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b,
-                         TensorRef grad_out, TensorRef x, TensorRef mean, TensorRef rstd,
-                         TensorRef w);
+void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b, TensorRef grad_out,
+                         TensorRef x, TensorRef mean, TensorRef rstd, TensorRef w);
 }  // namespace cpu
 
 namespace cuda {
 void layer_norm_forward(TensorRef y, TensorRef mean, TensorRef rstd, TensorRef x, TensorRef w,
                         TensorRef b, double eps);
-void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b,
-                         TensorRef grad_out, TensorRef x, TensorRef mean, TensorRef rstd,
-                         TensorRef w);
+void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b, TensorRef grad_out,
+                         TensorRef x, TensorRef mean, TensorRef rstd, TensorRef w);
 }  // namespace cuda
 
 // y = (x - mean) * rstd * w + b, with mean and rstd = 1 / sqrt(var + eps) (biased

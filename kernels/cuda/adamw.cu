@@ -8,7 +8,8 @@
 namespace loom::kernels::cuda {
 namespace {
 
-template <class T> struct Scalars {
+template <class T>
+struct Scalars {
   T decay, step_size, bias_correction2_sqrt, w_t, one_minus_w, b2, one_minus_b2, e;
   bool small_w;  // lerp weight < 0.5: PyTorch's lerp switches form there
 };
@@ -38,12 +39,17 @@ void adamw_step(std::span<const AdamWTensor> tensors, double beta1, double beta2
     if (n == 0) continue;
     dispatch_gpu_f32_f64(a.param.dtype, "adamw_step", [&]<class T>() {
       const double t = double(a.step), w = 1.0 - beta1;
-      const Scalars<T> s{T(1.0 - a.lr * a.weight_decay), T(a.lr / (1.0 - std::pow(beta1, t))),
-                         T(std::sqrt(1.0 - std::pow(beta2, t))), T(w), T(1.0 - w), T(beta2),
-                         T(1.0 - beta2), T(eps), w < 0.5};
-      update<<<grid_for(n), kThreads, 0, stream()>>>(a.param.ptr<T>(), a.exp_avg.ptr<T>(),
-                                                     a.exp_avg_sq.ptr<T>(), a.grad.ptr<const T>(),
-                                                     n, s);
+      const Scalars<T> s{T(1.0 - a.lr * a.weight_decay),
+                         T(a.lr / (1.0 - std::pow(beta1, t))),
+                         T(std::sqrt(1.0 - std::pow(beta2, t))),
+                         T(w),
+                         T(1.0 - w),
+                         T(beta2),
+                         T(1.0 - beta2),
+                         T(eps),
+                         w < 0.5};
+      update<<<grid_for(n), kThreads, 0, stream()>>>(
+          a.param.ptr<T>(), a.exp_avg.ptr<T>(), a.exp_avg_sq.ptr<T>(), a.grad.ptr<const T>(), n, s);
       LOOM_CUDA_LAUNCHED();
     });
   }

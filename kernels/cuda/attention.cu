@@ -42,8 +42,10 @@ __global__ void softmax_rows(T* P, T* W, Stretched mask, Stretched bias, Shape s
   const int64_t i = row % s.T, bh = row / s.T, b = bh / s.H, h = bh % s.H;
   const int64_t visible = causal ? min(max(s.S - s.T + i + 1, int64_t(0)), s.S) : s.S;
   T* z = P + row * s.S;
-  const bool* mrow = mask.p ? static_cast<const bool*>(mask.p) + b * mask.s0 + h * mask.s1 + i * mask.s2 : nullptr;
-  const T* brow = bias.p ? static_cast<const T*>(bias.p) + b * bias.s0 + h * bias.s1 + i * bias.s2 : nullptr;
+  const bool* mrow =
+      mask.p ? static_cast<const bool*>(mask.p) + b * mask.s0 + h * mask.s1 + i * mask.s2 : nullptr;
+  const T* brow =
+      bias.p ? static_cast<const T*>(bias.p) + b * bias.s0 + h * bias.s1 + i * bias.s2 : nullptr;
   T m = -INFINITY;
   for (int64_t j = threadIdx.x; j < s.S; j += blockDim.x) {
     if (j >= visible) continue;
@@ -100,7 +102,8 @@ __global__ void grad_scores_rows(T* z, const T* P, int64_t S, bool drop, T keep_
 }
 
 // Device pointers to head blocks: x (B, heads, rows, D) at (b, h); blocks (B*heads, T, S).
-template <class T> const void* head(const TensorRef& x, int64_t b, int64_t h) {
+template <class T>
+const void* head(const TensorRef& x, int64_t b, int64_t h) {
   return x.ptr<const T>() + b * x.strides[0] + h * x.strides[1];
 }
 int64_t ld_of(const TensorRef& x) { return x.sizes[2] <= 1 ? x.sizes[3] : x.strides[2]; }
@@ -143,7 +146,8 @@ void forward(const TensorRef& out, const TensorRef& probs, const TensorRef& q, c
     }
   const DType dt = q.dtype;
   if (s.S > 0 && s.D > 0)
-    gemm_rows(dt, device, false, true, s.T, s.S, s.D, p.scale, qa, ld_of(q), kb, ld_of(k), 0.0, zc, s.S);
+    gemm_rows(dt, device, false, true, s.T, s.S, s.D, p.scale, qa, ld_of(q), kb, ld_of(k), 0.0, zc,
+              s.S);
   else if (s.S > 0)
     cuda::fill(TensorRef{P, dt, q.device, {BH * TS}, {1}}, 0.0);
   if (s.S > 0) {
@@ -155,7 +159,8 @@ void forward(const TensorRef& out, const TensorRef& probs, const TensorRef& q, c
     cuda::fill(out, 0.0);
     return;
   }
-  gemm_rows(dt, device, false, false, s.T, s.D, s.S, 1.0, wa, s.S, vb, ld_of(v), 0.0, oc, ld_of(out));
+  gemm_rows(dt, device, false, false, s.T, s.D, s.S, 1.0, wa, s.S, vb, ld_of(v), 0.0, oc,
+            ld_of(out));
 }
 
 template <class T>
@@ -194,7 +199,8 @@ void backward(const TensorRef& grad_q, const TensorRef& grad_k, const TensorRef&
         zz.push_back(dZ + (b * s.H + h) * TS);
       }
     if (grad_q.data || grad_k.data) {
-      gemm_rows(dt, device, false, true, s.T, s.S, s.D, 1.0, go, ld_of(grad_out), vv, ld_of(v), 0.0, zz, s.S);
+      gemm_rows(dt, device, false, true, s.T, s.S, s.D, 1.0, go, ld_of(grad_out), vv, ld_of(v), 0.0,
+                zz, s.S);
       grad_scores_rows<<<unsigned(BH * s.T), kThreads, 0, stream()>>>(dZ, P, s.S, drop, keep_scale);
       LOOM_CUDA_LAUNCHED();
     }
@@ -207,7 +213,8 @@ void backward(const TensorRef& grad_q, const TensorRef& grad_k, const TensorRef&
           kb.push_back(head<T>(k, b, h / G));
           qc.push_back(static_cast<void*>(grad_q.ptr<T>() + (b * s.H + h) * s.T * s.D));
         }
-      gemm_rows(dt, device, false, false, s.T, s.D, s.S, p.scale, za, s.S, kb, ld_of(k), 0.0, qc, s.D);
+      gemm_rows(dt, device, false, false, s.T, s.D, s.S, p.scale, za, s.S, kb, ld_of(k), 0.0, qc,
+                s.D);
     }
   }
   // grad_v += Wᵀ grad_out and grad_k += scale * dZᵀ q, one query head of each group at a time.
@@ -221,13 +228,19 @@ void backward(const TensorRef& grad_q, const TensorRef& grad_k, const TensorRef&
         za.push_back(dZ + bh * TS);
         go.push_back(head<T>(grad_out, b, h));
         qa.push_back(head<T>(q, b, h));
-        vc.push_back(grad_v.data ? static_cast<void*>(grad_v.ptr<T>() + (b * s.KV + kvh) * s.S * s.D) : nullptr);
-        kc.push_back(grad_k.data ? static_cast<void*>(grad_k.ptr<T>() + (b * s.KV + kvh) * s.S * s.D) : nullptr);
+        vc.push_back(grad_v.data
+                         ? static_cast<void*>(grad_v.ptr<T>() + (b * s.KV + kvh) * s.S * s.D)
+                         : nullptr);
+        kc.push_back(grad_k.data
+                         ? static_cast<void*>(grad_k.ptr<T>() + (b * s.KV + kvh) * s.S * s.D)
+                         : nullptr);
       }
     if (grad_v.data)
-      gemm_rows(dt, device, true, false, s.S, s.D, s.T, 1.0, wa, s.S, go, ld_of(grad_out), 1.0, vc, s.D);
+      gemm_rows(dt, device, true, false, s.S, s.D, s.T, 1.0, wa, s.S, go, ld_of(grad_out), 1.0, vc,
+                s.D);
     if (grad_k.data)
-      gemm_rows(dt, device, true, false, s.S, s.D, s.T, p.scale, za, s.S, qa, ld_of(q), 1.0, kc, s.D);
+      gemm_rows(dt, device, true, false, s.S, s.D, s.T, p.scale, za, s.S, qa, ld_of(q), 1.0, kc,
+                s.D);
   }
 }
 

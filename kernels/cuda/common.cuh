@@ -21,10 +21,10 @@ namespace loom::kernels::cuda {
 [[noreturn]] void throw_cuda_error(cudaError_t err, const char* what, const char* file, int line);
 
 // Throws loom::Error naming the call and the CUDA error when `expr` fails.
-#define LOOM_CUDA_CHECK(expr)                                                    \
-  do {                                                                           \
-    const cudaError_t loom_err_ = (expr);                                        \
-    if (loom_err_ != cudaSuccess) [[unlikely]]                                   \
+#define LOOM_CUDA_CHECK(expr)                                                        \
+  do {                                                                               \
+    const cudaError_t loom_err_ = (expr);                                            \
+    if (loom_err_ != cudaSuccess) [[unlikely]]                                       \
       ::loom::kernels::cuda::throw_cuda_error(loom_err_, #expr, __FILE__, __LINE__); \
   } while (0)
 
@@ -38,12 +38,20 @@ inline cudaStream_t stream() { return cudaStreamLegacy; }
 using bf16 = __nv_bfloat16;
 
 // The type arithmetic is done in: float for bf16, the type itself otherwise.
-template <class T> struct AccType { using type = T; };
-template <> struct AccType<bf16> { using type = float; };
-template <class T> using acc_t = typename AccType<T>::type;
+template <class T>
+struct AccType {
+  using type = T;
+};
+template <>
+struct AccType<bf16> {
+  using type = float;
+};
+template <class T>
+using acc_t = typename AccType<T>::type;
 
 // Conversions between element types on the device (bf16 through float).
-template <class To, class From> __host__ __device__ inline To convert(From x) {
+template <class To, class From>
+__host__ __device__ inline To convert(From x) {
   if constexpr (std::is_same_v<To, From>) {
     return x;
   } else if constexpr (std::is_same_v<From, bf16>) {
@@ -64,45 +72,65 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
   return unsigned(std::clamp<int64_t>((n + threads - 1) / threads, 1, 65536));
 }
 
-#define LOOM_GRID_STRIDE_LOOP(i, n)                                                \
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);        \
+#define LOOM_GRID_STRIDE_LOOP(i, n)                                         \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += int64_t(blockDim.x) * gridDim.x)
 
 // Calls f.template operator()<T>() with T the device type of a floating dtype.
-template <class F> decltype(auto) dispatch_gpu_floating(DType t, const char* kernel, F&& f) {
+template <class F>
+decltype(auto) dispatch_gpu_floating(DType t, const char* kernel, F&& f) {
   switch (t) {
-    case DType::F32: return f.template operator()<float>();
-    case DType::F64: return f.template operator()<double>();
-    case DType::BF16: return f.template operator()<bf16>();
-    default: break;
+    case DType::F32:
+      return f.template operator()<float>();
+    case DType::F64:
+      return f.template operator()<double>();
+    case DType::BF16:
+      return f.template operator()<bf16>();
+    default:
+      break;
   }
-  throw Error(detail::cat(kernel, ": dtype ", t, " is not supported on cuda (use float32, float64 or bfloat16)"));
+  throw Error(detail::cat(kernel, ": dtype ", t,
+                          " is not supported on cuda (use float32, float64 or bfloat16)"));
 }
 
 // float32 and float64 only: kernels that have no bf16 form (yet).
-template <class F> decltype(auto) dispatch_gpu_f32_f64(DType t, const char* kernel, F&& f) {
+template <class F>
+decltype(auto) dispatch_gpu_f32_f64(DType t, const char* kernel, F&& f) {
   switch (t) {
-    case DType::F32: return f.template operator()<float>();
-    case DType::F64: return f.template operator()<double>();
-    default: break;
+    case DType::F32:
+      return f.template operator()<float>();
+    case DType::F64:
+      return f.template operator()<double>();
+    default:
+      break;
   }
-  throw Error(detail::cat(kernel, ": dtype ", t, " is not supported on cuda (use float32 or float64)"));
+  throw Error(
+      detail::cat(kernel, ": dtype ", t, " is not supported on cuda (use float32 or float64)"));
 }
 
-template <class F> decltype(auto) dispatch_gpu_all(DType t, const char* kernel, F&& f) {
+template <class F>
+decltype(auto) dispatch_gpu_all(DType t, const char* kernel, F&& f) {
   switch (t) {
-    case DType::F32: return f.template operator()<float>();
-    case DType::F64: return f.template operator()<double>();
-    case DType::BF16: return f.template operator()<bf16>();
-    case DType::I32: return f.template operator()<int32_t>();
-    case DType::I64: return f.template operator()<int64_t>();
-    case DType::Bool: return f.template operator()<bool>();
-    default: break;
+    case DType::F32:
+      return f.template operator()<float>();
+    case DType::F64:
+      return f.template operator()<double>();
+    case DType::BF16:
+      return f.template operator()<bf16>();
+    case DType::I32:
+      return f.template operator()<int32_t>();
+    case DType::I64:
+      return f.template operator()<int64_t>();
+    case DType::Bool:
+      return f.template operator()<bool>();
+    default:
+      break;
   }
   throw Error(detail::cat(kernel, ": dtype ", t, " is not supported on cuda"));
 }
 
-template <class F> decltype(auto) dispatch_gpu_index(DType t, const char* kernel, F&& f) {
+template <class F>
+decltype(auto) dispatch_gpu_index(DType t, const char* kernel, F&& f) {
   if (t == DType::I64) return f.template operator()<int64_t>();
   if (t == DType::I32) return f.template operator()<int32_t>();
   throw Error(detail::cat(kernel, ": index dtype ", t, " is not int32 or int64"));
@@ -111,7 +139,8 @@ template <class F> decltype(auto) dispatch_gpu_index(DType t, const char* kernel
 // N operands of the same sizes with their own strides, coalesced on the host (size-1 dims
 // dropped, dims that are contiguous for every operand merged) and passed by value to a
 // kernel, which maps a row-major linear index to one element offset per operand.
-template <int N> struct Indexer {
+template <int N>
+struct Indexer {
   int ndim = 0;
   int64_t sizes[Dims::kMax] = {};
   int64_t strides[N][Dims::kMax] = {};
@@ -141,7 +170,8 @@ template <int N> struct Indexer {
   }
 };
 
-template <int N> Indexer<N> make_indexer(const std::array<const TensorRef*, N>& ops) {
+template <int N>
+Indexer<N> make_indexer(const std::array<const TensorRef*, N>& ops) {
   const TensorRef& first = *ops[0];
   Indexer<N> ix;
   // Innermost first, merging dim d into the running innermost when contiguous for all.
@@ -169,10 +199,10 @@ template <int N> Indexer<N> make_indexer(const std::array<const TensorRef*, N>& 
     for (int k = 0; k < N; ++k) ix.strides[k][d] = strides[k][n - 1 - d];
   }
   ix.contiguous = n == 0 || (n == 1 && [&] {
-    for (int k = 0; k < N; ++k)
-      if (ix.strides[k][0] != 1) return false;
-    return true;
-  }());
+                    for (int k = 0; k < N; ++k)
+                      if (ix.strides[k][0] != 1) return false;
+                    return true;
+                  }());
   return ix;
 }
 
@@ -188,7 +218,10 @@ class Scratch {
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
   Scratch& operator=(Scratch&&) = delete;
-  template <class T> T* as() const { return static_cast<T*>(p_); }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
 
  private:
   void* p_;
@@ -198,7 +231,8 @@ class Scratch {
 
 // Block-wide sum of one value per thread (blockDim.x a multiple of 32, at most 1024);
 // every thread gets the total. `shared` holds 32 values.
-template <class T> __device__ T block_sum(T v, T* shared) {
+template <class T>
+__device__ T block_sum(T v, T* shared) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   __syncthreads();  // shared may still be read by a previous call
@@ -210,7 +244,8 @@ template <class T> __device__ T block_sum(T v, T* shared) {
   return v;
 }
 
-template <class T> __device__ T block_max(T v, T* shared) {
+template <class T>
+__device__ T block_max(T v, T* shared) {
   for (int o = 16; o > 0; o >>= 1) {
     const T w = __shfl_xor_sync(0xffffffffu, v, o);
     v = w > v ? w : v;
@@ -237,7 +272,8 @@ namespace loom::kernels::cuda {
 std::vector<int64_t> ids_to_host(TensorRef ids);
 
 // A host vector copied to a device scratch block.
-template <class T> Scratch to_device(const std::vector<T>& v, int device) {
+template <class T>
+Scratch to_device(const std::vector<T>& v, int device) {
   Scratch s(std::max<size_t>(v.size(), 1) * sizeof(T), device);
   copy_bytes(s.as<void>(), Device::cuda(device), v.data(), Device::cpu(), v.size() * sizeof(T));
   return s;

@@ -77,10 +77,9 @@ int64_t cross_entropy_forward(TensorRef loss, TensorRef lse, TensorRef logits, T
   if (M == 0) return 0;
   dispatch_gpu_f32_f64(logits.dtype, "cross_entropy", [&]<class T>() {
     dispatch_gpu_index(target.dtype, "cross_entropy", [&]<class I>() {
-      forward_rows<<<unsigned(M), kThreads, 0, stream()>>>(loss.ptr<T>(), lse.ptr<T>(),
-                                                           logits.ptr<const T>(),
-                                                           target.ptr<const I>(), V, ignore_index,
-                                                           label_smoothing);
+      forward_rows<<<unsigned(M), kThreads, 0, stream()>>>(
+          loss.ptr<T>(), lse.ptr<T>(), logits.ptr<const T>(), target.ptr<const I>(), V,
+          ignore_index, label_smoothing);
       LOOM_CUDA_LAUNCHED();
     });
   });
@@ -88,8 +87,8 @@ int64_t cross_entropy_forward(TensorRef loss, TensorRef lse, TensorRef logits, T
 }
 
 void cross_entropy_backward(TensorRef grad_logits, TensorRef grad_loss, double scale,
-                            TensorRef logits, TensorRef lse, TensorRef target,
-                            int64_t ignore_index, double label_smoothing) {
+                            TensorRef logits, TensorRef lse, TensorRef target, int64_t ignore_index,
+                            double label_smoothing) {
   LOOM_ASSERT(logits.dim() == 2 && logits.is_contiguous() && target.is_contiguous());
   LOOM_ASSERT(grad_logits.sizes == logits.sizes && grad_logits.is_contiguous());
   const int64_t M = logits.sizes[0], V = logits.sizes[1];

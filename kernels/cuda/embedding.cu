@@ -18,7 +18,8 @@ std::vector<int64_t> checked_ids(const TensorRef& ids, const TensorRef& weight) 
     Dims position;
     position.resize(ids.dim());
     int64_t rest = int64_t(i);
-    for (int d = ids.dim() - 1; d >= 0; --d) position[d] = rest % ids.sizes[d], rest /= ids.sizes[d];
+    for (int d = ids.dim() - 1; d >= 0; --d)
+      position[d] = rest % ids.sizes[d], rest /= ids.sizes[d];
     throw Error(detail::cat("embedding: ids ", ids.sizes, ", weight ", weight.sizes, ": id ",
                             flat[i], " at position ", position, " is out of range [0, ", V, ")"));
   }
@@ -81,8 +82,8 @@ void embedding_backward(TensorRef grad_weight, TensorRef grad_out, TensorRef ids
   dispatch_gpu_floating(grad_weight.dtype, "embedding backward", [&]<class T>() {
     scatter_rows<<<unsigned(present.size()), kThreads, 0, stream()>>>(
         grad_weight.ptr<T>(), grad_weight.strides[0], grad_weight.strides[1],
-        grad_out.ptr<const T>(), grad_out.strides[0], grad_out.strides[1],
-        rows.as<const int64_t>(), start.as<const int64_t>(), order.as<const int64_t>(), C);
+        grad_out.ptr<const T>(), grad_out.strides[0], grad_out.strides[1], rows.as<const int64_t>(),
+        start.as<const int64_t>(), order.as<const int64_t>(), C);
     LOOM_CUDA_LAUNCHED();
   });
 }

@@ -4,6 +4,8 @@
 // cuBLAS is column-major: a row-major c (M, N) is, read column-major, c^T (N, M) with the
 // same leading dimension, so c = op(a) op(b) is computed as c^T = op(b)^T op(a)^T by
 // passing b first, with the same transpose flags the row-major (cblas) call would use.
+#include "kernels/gemm.h"
+
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -12,15 +14,14 @@
 
 #include "kernels/cuda/blas.h"
 #include "kernels/cuda/runtime.h"
-#include "kernels/gemm.h"
 #include "kernels/gemm_layout.h"
 
 namespace loom::kernels::cuda {
 namespace {
 
 void check(cublasStatus_t s, const char* what) {
-  LOOM_CHECK(s == CUBLAS_STATUS_SUCCESS, "cuda gemm: ", what, " failed: ",
-             cublasGetStatusName(s), " (", cublasGetStatusString(s), ")");
+  LOOM_CHECK(s == CUBLAS_STATUS_SUCCESS, "cuda gemm: ", what, " failed: ", cublasGetStatusName(s),
+             " (", cublasGetStatusString(s), ")");
 }
 
 void check(cudaError_t e, const char* what) {
@@ -49,12 +50,17 @@ struct Types {
 
 Types types_of(DType t) {
   switch (t) {
-    case DType::F32: return {CUDA_R_32F, allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F};
-    case DType::F64: return {CUDA_R_64F, CUBLAS_COMPUTE_64F};
-    case DType::BF16: return {CUDA_R_16BF, CUBLAS_COMPUTE_32F};
-    default: break;
+    case DType::F32:
+      return {CUDA_R_32F, allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F};
+    case DType::F64:
+      return {CUDA_R_64F, CUBLAS_COMPUTE_64F};
+    case DType::BF16:
+      return {CUDA_R_16BF, CUBLAS_COMPUTE_32F};
+    default:
+      break;
   }
-  throw Error(detail::cat("gemm: dtype ", t, " is not supported on cuda (use float32, float64 or bfloat16)"));
+  throw Error(detail::cat("gemm: dtype ", t,
+                          " is not supported on cuda (use float32, float64 or bfloat16)"));
 }
 
 }  // namespace
@@ -72,7 +78,8 @@ void gemm_rows(DType dtype, int device, bool ta, bool tb, int64_t M, int64_t N, 
   const float alpha_f = float(alpha), beta_f = float(beta);
   const void* pa = dtype == DType::F64 ? static_cast<const void*>(&alpha_d) : &alpha_f;
   const void* pb = dtype == DType::F64 ? static_cast<const void*>(&beta_d) : &beta_f;
-  const cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                          opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasHandle_t h = handle(device);
   if (count == 1) {
     check(cublasGemmEx(h, opb, opa, int(N), int(M), int(K), pa, b[0], ty.data, int(ldb), a[0],
@@ -110,7 +117,8 @@ void gemm(TensorRef c, TensorRef a, TensorRef b, double alpha, double beta) {
   if (plan.scale_only) return scale_by_beta(plan.c, beta);
   const size_t es = dtype_size(c.dtype);
   char* pc = static_cast<char*>(plan.c.data);
-  const char *pa = static_cast<const char*>(plan.a.data), *pb = static_cast<const char*>(plan.b.data);
+  const char *pa = static_cast<const char*>(plan.a.data),
+             *pb = static_cast<const char*>(plan.b.data);
   for (const MatrixCall& m : plan.calls) {
     std::vector<const void*> va, vb;
     std::vector<void*> vc;

@@ -13,8 +13,8 @@ std::vector<int64_t> checked_index(const TensorRef& index, const TensorRef& x, i
   std::vector<int64_t> flat = ids_to_host(index);
   for (size_t k = 0; k < flat.size(); ++k)
     if (flat[k] < 0 || flat[k] >= n)
-      throw Error(detail::cat("index_select: x ", x.sizes, ", dim ", dim, ", index [",
-                              flat.size(), "]: index ", flat[k], " at position ", k,
+      throw Error(detail::cat("index_select: x ", x.sizes, ", dim ", dim, ", index [", flat.size(),
+                              "]: index ", flat[k], " at position ", k,
                               " is out of range for size ", n));
   return flat;
 }

@@ -9,8 +9,8 @@ namespace loom::kernels::cuda {
 namespace {
 
 template <class T>
-__global__ void forward_rows(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b,
-                             int64_t N, double eps) {
+__global__ void forward_rows(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t N,
+                             double eps) {
   __shared__ double shared[32];
   const int64_t i = blockIdx.x;
   const T* xi = x + i * N;
@@ -19,7 +19,8 @@ __global__ void forward_rows(T* y, T* mean, T* rstd, const T* x, const T* w, con
   for (int64_t j = threadIdx.x; j < N; j += blockDim.x) s += double(xi[j]);
   const double mu = block_sum(s, shared) / double(N);
   double v = 0;
-  for (int64_t j = threadIdx.x; j < N; j += blockDim.x) v += (double(xi[j]) - mu) * (double(xi[j]) - mu);
+  for (int64_t j = threadIdx.x; j < N; j += blockDim.x)
+    v += (double(xi[j]) - mu) * (double(xi[j]) - mu);
   const double rs = 1.0 / sqrt(block_sum(v, shared) / double(N) + eps);
   if (threadIdx.x == 0) mean[i] = T(mu), rstd[i] = T(rs);
   const T mu_t = T(mu), rs_t = T(rs);
@@ -30,8 +31,8 @@ __global__ void forward_rows(T* y, T* mean, T* rstd, const T* x, const T* w, con
 }
 
 template <class T>
-__global__ void grad_x_rows(T* gx, const T* g, const T* x, const T* mean, const T* rstd,
-                            const T* w, int64_t N) {
+__global__ void grad_x_rows(T* gx, const T* g, const T* x, const T* mean, const T* rstd, const T* w,
+                            int64_t N) {
   __shared__ double shared[32];
   const int64_t i = blockIdx.x;
   const T *gi = g + i * N, *xi = x + i * N;
@@ -84,7 +85,8 @@ __global__ void grad_wb_total(T* gw, T* gb, const double* partial_w, const doubl
   if (gb) gb[c] = T(ab);
 }
 
-template <class T> const T* optional_ptr(const TensorRef& t) {
+template <class T>
+const T* optional_ptr(const TensorRef& t) {
   return t.data ? t.ptr<const T>() : nullptr;
 }
 
@@ -111,9 +113,8 @@ void layer_norm_forward(TensorRef y, TensorRef mean, TensorRef rstd, TensorRef x
   });
 }
 
-void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b,
-                         TensorRef grad_out, TensorRef x, TensorRef mean, TensorRef rstd,
-                         TensorRef w) {
+void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b, TensorRef grad_out,
+                         TensorRef x, TensorRef mean, TensorRef rstd, TensorRef w) {
   LOOM_ASSERT(x.dim() == 2);
   const int64_t M = x.sizes[0], N = x.sizes[1];
   check_rows(x, M, N);
@@ -131,15 +132,16 @@ void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b,
     if (!(grad_w.data || grad_b.data) || N == 0) return;
     const int64_t chunks = std::max<int64_t>(1, (M + kChunkRows - 1) / kChunkRows);
     const int device = x.device.index;
-    Scratch pw(size_t(chunks * N) * sizeof(double), device), pb(size_t(chunks * N) * sizeof(double), device);
+    Scratch pw(size_t(chunks * N) * sizeof(double), device),
+        pb(size_t(chunks * N) * sizeof(double), device);
     double* partial_w = grad_w.data ? pw.as<double>() : nullptr;
     double* partial_b = grad_b.data ? pb.as<double>() : nullptr;
     const dim3 grid(unsigned((N + kThreads - 1) / kThreads), unsigned(chunks));
     grad_wb_partial<<<grid, kThreads, 0, stream()>>>(partial_w, partial_b, g, xp, mp, rp, M, N);
     LOOM_CUDA_LAUNCHED();
     grad_wb_total<<<unsigned((N + kThreads - 1) / kThreads), kThreads, 0, stream()>>>(
-        grad_w.data ? grad_w.ptr<T>() : nullptr, grad_b.data ? grad_b.ptr<T>() : nullptr,
-        partial_w, partial_b, chunks, N);
+        grad_w.data ? grad_w.ptr<T>() : nullptr, grad_b.data ? grad_b.ptr<T>() : nullptr, partial_w,
+        partial_b, chunks, N);
     LOOM_CUDA_LAUNCHED();
   });
 }

@@ -33,11 +33,12 @@ __global__ void map3(Indexer<4> ix, int64_t n, Out* o, const A* a, const B* b, c
   }
 }
 
-template <class Out, class A, class F> void launch1(TensorRef out, TensorRef a, F f) {
+template <class Out, class A, class F>
+void launch1(TensorRef out, TensorRef a, F f) {
   const int64_t n = out.numel();
   if (n == 0) return;
   map1<<<grid_for(n), kThreads, 0, stream()>>>(make_indexer<2>({&out, &a}), n, out.ptr<Out>(),
-                                                a.ptr<const A>(), f);
+                                               a.ptr<const A>(), f);
   LOOM_CUDA_LAUNCHED();
 }
 
@@ -45,9 +46,8 @@ template <class Out, class A, class B, class F>
 void launch2(TensorRef out, TensorRef a, TensorRef b, F f) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  map2<<<grid_for(n), kThreads, 0, stream()>>>(make_indexer<3>({&out, &a, &b}), n,
-                                                out.ptr<Out>(), a.ptr<const A>(),
-                                                b.ptr<const B>(), f);
+  map2<<<grid_for(n), kThreads, 0, stream()>>>(make_indexer<3>({&out, &a, &b}), n, out.ptr<Out>(),
+                                               a.ptr<const A>(), b.ptr<const B>(), f);
   LOOM_CUDA_LAUNCHED();
 }
 
@@ -56,17 +56,19 @@ void launch3(TensorRef out, TensorRef a, TensorRef b, TensorRef c, F f) {
   const int64_t n = out.numel();
   if (n == 0) return;
   map3<<<grid_for(n), kThreads, 0, stream()>>>(make_indexer<4>({&out, &a, &b, &c}), n,
-                                                out.ptr<Out>(), a.ptr<const A>(),
-                                                b.ptr<const B>(), c.ptr<const C>(), f);
+                                               out.ptr<Out>(), a.ptr<const A>(), b.ptr<const B>(),
+                                               c.ptr<const C>(), f);
   LOOM_CUDA_LAUNCHED();
 }
 
-template <class T, class Op> struct UnaryValue {
+template <class T, class Op>
+struct UnaryValue {
   Op op;
   __device__ T operator()(T x) const { return convert<T>(op.value(convert<acc_t<T>>(x))); }
 };
 
-template <class T, class Op> struct UnaryGrad {
+template <class T, class Op>
+struct UnaryGrad {
   Op op;
   __device__ T operator()(T g, T x, T y) const {
     using A = acc_t<T>;
@@ -74,49 +76,72 @@ template <class T, class Op> struct UnaryGrad {
   }
 };
 
-template <class T> struct Binary {
+template <class T>
+struct Binary {
   BinaryOp op;
   __device__ T operator()(T a, T b) const {
     using A = acc_t<T>;
     const A x = convert<A>(a), y = convert<A>(b);
     A r;
     switch (op) {
-      case BinaryOp::Add: r = x + y; break;
-      case BinaryOp::Sub: r = x - y; break;
-      case BinaryOp::Mul: r = x * y; break;
-      case BinaryOp::Div: r = x / y; break;
-      case BinaryOp::Maximum: r = x >= y ? x : y; break;
-      default: r = x <= y ? x : y; break;  // Minimum
+      case BinaryOp::Add:
+        r = x + y;
+        break;
+      case BinaryOp::Sub:
+        r = x - y;
+        break;
+      case BinaryOp::Mul:
+        r = x * y;
+        break;
+      case BinaryOp::Div:
+        r = x / y;
+        break;
+      case BinaryOp::Maximum:
+        r = x >= y ? x : y;
+        break;
+      default:
+        r = x <= y ? x : y;
+        break;  // Minimum
     }
     return convert<T>(r);
   }
 };
 
-template <class T> struct Compare {
+template <class T>
+struct Compare {
   CompareOp op;
   __device__ bool operator()(T a, T b) const {
     using A = acc_t<T>;
     const A x = convert<A>(a), y = convert<A>(b);
     switch (op) {
-      case CompareOp::Eq: return x == y;
-      case CompareOp::Ne: return x != y;
-      case CompareOp::Lt: return x < y;
-      case CompareOp::Le: return x <= y;
-      case CompareOp::Gt: return x > y;
-      default: return x >= y;  // Ge
+      case CompareOp::Eq:
+        return x == y;
+      case CompareOp::Ne:
+        return x != y;
+      case CompareOp::Lt:
+        return x < y;
+      case CompareOp::Le:
+        return x <= y;
+      case CompareOp::Gt:
+        return x > y;
+      default:
+        return x >= y;  // Ge
     }
   }
 };
 
-template <class T> struct Where {
+template <class T>
+struct Where {
   __device__ T operator()(bool c, T a, T b) const { return c ? a : b; }
 };
 
-template <class To, class From> struct Convert {
+template <class To, class From>
+struct Convert {
   __device__ To operator()(From x) const { return convert<To>(x); }
 };
 
-template <class T> __global__ void fill_kernel(Indexer<1> ix, int64_t n, T* o, T value) {
+template <class T>
+__global__ void fill_kernel(Indexer<1> ix, int64_t n, T* o, T value) {
   LOOM_GRID_STRIDE_LOOP(i, n) {
     int64_t off[1];
     ix.offsets(i, off);
@@ -126,9 +151,11 @@ template <class T> __global__ void fill_kernel(Indexer<1> ix, int64_t n, T* o, T
 
 }  // namespace
 
-template <class Op> void unary_forward(TensorRef y, TensorRef x, Op op) {
+template <class Op>
+void unary_forward(TensorRef y, TensorRef x, Op op) {
   LOOM_ASSERT(y.sizes == x.sizes && y.dtype == x.dtype);
-  dispatch_gpu_floating(x.dtype, "unary", [&]<class T>() { launch1<T, T>(y, x, UnaryValue<T, Op>{op}); });
+  dispatch_gpu_floating(x.dtype, "unary",
+                        [&]<class T>() { launch1<T, T>(y, x, UnaryValue<T, Op>{op}); });
 }
 
 template <class Op>
@@ -139,8 +166,8 @@ void unary_backward(TensorRef grad_x, TensorRef grad_out, TensorRef x, TensorRef
   });
 }
 
-#define LOOM_INSTANTIATE_UNARY(Op)                                                   \
-  template void unary_forward<Op>(TensorRef, TensorRef, Op);                         \
+#define LOOM_INSTANTIATE_UNARY(Op)                           \
+  template void unary_forward<Op>(TensorRef, TensorRef, Op); \
   template void unary_backward<Op>(TensorRef, TensorRef, TensorRef, TensorRef, Op);
 LOOM_UNARY_OPS(LOOM_INSTANTIATE_UNARY)
 #undef LOOM_INSTANTIATE_UNARY
@@ -149,29 +176,28 @@ void binary(TensorRef out, TensorRef a, TensorRef b, BinaryOp op) {
   LOOM_ASSERT(out.sizes == a.sizes && out.sizes == b.sizes);
   LOOM_ASSERT(out.dtype == a.dtype && out.dtype == b.dtype);
   dispatch_gpu_floating(a.dtype, binary_op_name(op),
-                    [&]<class T>() { launch2<T, T, T>(out, a, b, Binary<T>{op}); });
+                        [&]<class T>() { launch2<T, T, T>(out, a, b, Binary<T>{op}); });
 }
 
 void compare(TensorRef out, TensorRef a, TensorRef b, CompareOp op) {
   LOOM_ASSERT(out.sizes == a.sizes && out.sizes == b.sizes && out.dtype == DType::Bool);
   LOOM_ASSERT(a.dtype == b.dtype);
   dispatch_gpu_all(a.dtype, compare_op_name(op),
-               [&]<class T>() { launch2<bool, T, T>(out, a, b, Compare<T>{op}); });
+                   [&]<class T>() { launch2<bool, T, T>(out, a, b, Compare<T>{op}); });
 }
 
 void where(TensorRef out, TensorRef cond, TensorRef a, TensorRef b) {
   LOOM_ASSERT(out.sizes == cond.sizes && out.sizes == a.sizes && out.sizes == b.sizes);
   LOOM_ASSERT(cond.dtype == DType::Bool && out.dtype == a.dtype && out.dtype == b.dtype);
   dispatch_gpu_all(a.dtype, "where",
-               [&]<class T>() { launch3<T, bool, T, T>(out, cond, a, b, Where<T>{}); });
+                   [&]<class T>() { launch3<T, bool, T, T>(out, cond, a, b, Where<T>{}); });
 }
 
 void copy(TensorRef out, TensorRef x) {
   LOOM_ASSERT(out.sizes == x.sizes && out.device == x.device);
   dispatch_gpu_all(out.dtype, "copy", [&]<class To>() {
-    dispatch_gpu_all(x.dtype, "copy", [&]<class From>() {
-      launch1<To, From>(out, x, Convert<To, From>{});
-    });
+    dispatch_gpu_all(x.dtype, "copy",
+                     [&]<class From>() { launch1<To, From>(out, x, Convert<To, From>{}); });
   });
 }
 
@@ -180,7 +206,7 @@ void fill(TensorRef out, double value) {
   if (n == 0) return;
   dispatch_gpu_all(out.dtype, "fill", [&]<class T>() {
     fill_kernel<<<grid_for(n), kThreads, 0, stream()>>>(make_indexer<1>({&out}), n, out.ptr<T>(),
-                                                         convert<T>(value));
+                                                        convert<T>(value));
     LOOM_CUDA_LAUNCHED();
   });
 }

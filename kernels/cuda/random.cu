@@ -6,11 +6,13 @@
 namespace loom::kernels::cuda {
 namespace {
 
-template <class T, class F> __global__ void fill_kernel(T* out, int64_t n, F f) {
+template <class T, class F>
+__global__ void fill_kernel(T* out, int64_t n, F f) {
   LOOM_GRID_STRIDE_LOOP(i, n) out[i] = convert<T>(f(i));
 }
 
-template <class F> void fill(TensorRef out, const char* name, F f) {
+template <class F>
+void fill(TensorRef out, const char* name, F f) {
   LOOM_CHECK(out.is_contiguous(), name, ": output must be contiguous");
   const int64_t n = out.numel();
   if (n == 0) return;

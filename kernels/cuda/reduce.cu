@@ -51,8 +51,8 @@ constexpr int64_t kChunkRows = 64;
 
 // partial [chunks, K]: chunk c of rows [c * kChunkRows, ...) of column k.
 template <class T>
-__global__ void column_partials(double* partial, const T* x, Indexer<1> rows, int64_t R,
-                                int64_t K, bool is_max) {
+__global__ void column_partials(double* partial, const T* x, Indexer<1> rows, int64_t R, int64_t K,
+                                bool is_max) {
   const int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, chunk = blockIdx.y;
   if (k >= K) return;
   double acc = is_max ? -INFINITY : 0.0;
@@ -67,7 +67,8 @@ __global__ void column_partials(double* partial, const T* x, Indexer<1> rows, in
 }
 
 template <class T>
-__global__ void column_totals(T* out, const double* partial, int64_t chunks, int64_t K, bool is_max) {
+__global__ void column_totals(T* out, const double* partial, int64_t chunks, int64_t K,
+                              bool is_max) {
   const int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (k >= K) return;
   double acc = is_max ? -INFINITY : 0.0;
@@ -134,10 +135,11 @@ void reduce(TensorRef out, TensorRef x, ReduceOp op) {
     const unsigned col_blocks = unsigned((out_n + kThreads - 1) / kThreads);
     dispatch_gpu_floating(x.dtype, op == ReduceOp::Sum ? "sum" : "max", [&]<class T>() {
       column_partials<<<dim3(col_blocks, unsigned(chunks)), kThreads, 0, stream()>>>(
-          partial.as<double>(), x.ptr<const T>(), reduced_ix, reduced_n, out_n, op == ReduceOp::Max);
+          partial.as<double>(), x.ptr<const T>(), reduced_ix, reduced_n, out_n,
+          op == ReduceOp::Max);
       LOOM_CUDA_LAUNCHED();
       column_totals<<<col_blocks, kThreads, 0, stream()>>>(out.ptr<T>(), partial.as<const double>(),
-                                                            chunks, out_n, op == ReduceOp::Max);
+                                                           chunks, out_n, op == ReduceOp::Max);
       LOOM_CUDA_LAUNCHED();
     });
     return;
@@ -146,7 +148,8 @@ void reduce(TensorRef out, TensorRef x, ReduceOp op) {
     Scratch partial(size_t(out_n * kSlices) * sizeof(double), x.device.index);
     dispatch_gpu_floating(x.dtype, op == ReduceOp::Sum ? "sum" : "max", [&]<class T>() {
       slice_partials<<<dim3(unsigned(kSlices), unsigned(out_n)), kThreads, 0, stream()>>>(
-          partial.as<double>(), x.ptr<const T>(), kept_ix, reduced_ix, reduced_n, op == ReduceOp::Max);
+          partial.as<double>(), x.ptr<const T>(), kept_ix, reduced_ix, reduced_n,
+          op == ReduceOp::Max);
       LOOM_CUDA_LAUNCHED();
       slice_totals<<<grid_for(out_n), kThreads, 0, stream()>>>(
           out.ptr<T>(), partial.as<const double>(), out_n, op == ReduceOp::Max);
@@ -156,8 +159,7 @@ void reduce(TensorRef out, TensorRef x, ReduceOp op) {
   }
   dispatch_gpu_floating(x.dtype, op == ReduceOp::Sum ? "sum" : "max", [&]<class T>() {
     reduce_blocks<<<unsigned(std::min<int64_t>(out_n, 65536)), kThreads, 0, stream()>>>(
-        out.ptr<T>(), out_n, x.ptr<const T>(), kept_ix, reduced_ix, reduced_n,
-        op == ReduceOp::Max);
+        out.ptr<T>(), out_n, x.ptr<const T>(), kept_ix, reduced_ix, reduced_n, op == ReduceOp::Max);
     LOOM_CUDA_LAUNCHED();
   });
 }

@@ -12,8 +12,8 @@ namespace loom::kernels::cuda {
 
 void throw_cuda_error(cudaError_t err, const char* what, const char* file, int line) {
   cudaGetLastError();  // clear a non-sticky error so later calls can still work
-  throw Error(detail::cat("cuda: ", cudaGetErrorName(err), " (", cudaGetErrorString(err),
-                          ") in ", what, " at ", file, ":", line));
+  throw Error(detail::cat("cuda: ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ") in ",
+                          what, " at ", file, ":", line));
 }
 
 int device_count() {
@@ -121,8 +121,8 @@ void* allocate(size_t nbytes, int device) {
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     throw Error(detail::cat("allocate: out of memory on cuda:", device, " allocating ", nbytes,
-                            " bytes (", d.stats.allocated_bytes, " bytes in live tensors, ",
-                            free_b, " of ", total_b, " bytes free on the device); use a smaller ",
+                            " bytes (", d.stats.allocated_bytes, " bytes in live tensors, ", free_b,
+                            " of ", total_b, " bytes free on the device); use a smaller ",
                             "batch (data.max_tokens) or a smaller model"));
   }
   ++d.stats.system_allocs;
@@ -156,8 +156,10 @@ void empty_cache(int device) {
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t n) {
   if (n == 0) return;
   cudaMemcpyKind kind = cudaMemcpyDefault;  // unified addressing tells the directions apart
-  if (dst_device.is_cuda()) use_device(dst_device.index);
-  else if (src_device.is_cuda()) use_device(src_device.index);
+  if (dst_device.is_cuda())
+    use_device(dst_device.index);
+  else if (src_device.is_cuda())
+    use_device(src_device.index);
   LOOM_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, kind, stream()));
   LOOM_CUDA_CHECK(cudaStreamSynchronize(stream()));
 }

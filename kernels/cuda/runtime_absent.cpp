@@ -1,13 +1,13 @@
 // The CUDA runtime API (runtime.h) in a build without CUDA: no devices; anything that
 // needs one says how to get a CUDA build.
 #include "kernels/cuda/runtime.h"
-
 #include "kernels/error.h"
 
 namespace loom::kernels::cuda {
 namespace {
 [[noreturn]] void no_cuda(const char* what) {
-  throw Error(detail::cat(what, ": this loom was built without CUDA; rebuild where nvcc is "
+  throw Error(detail::cat(what,
+                          ": this loom was built without CUDA; rebuild where nvcc is "
                           "installed (cmake finds it; -DLOOM_CUDA=ON makes it required)"));
 }
 }  // namespace

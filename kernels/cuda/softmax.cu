@@ -6,7 +6,8 @@
 namespace loom::kernels::cuda {
 namespace {
 
-template <class T> __global__ void forward_rows(T* y, const T* x, int64_t len, bool log) {
+template <class T>
+__global__ void forward_rows(T* y, const T* x, int64_t len, bool log) {
   __shared__ double dshared[32];
   __shared__ T tshared[32];
   const T* xi = x + int64_t(blockIdx.x) * len;

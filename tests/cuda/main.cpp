@@ -10,8 +10,9 @@
 
 int main(int argc, char** argv) {
   if (!loom::kernels::cuda::available()) {
-    std::printf("test_cuda: skipped: no CUDA GPU visible (built with CUDA; run on a GPU machine, "
-                "see docs/gpu.md)\n");
+    std::printf(
+        "test_cuda: skipped: no CUDA GPU visible (built with CUDA; run on a GPU machine, "
+        "see docs/gpu.md)\n");
     return 77;
   }
   std::printf("test_cuda: on %s\n", loom::kernels::cuda::device_name(0));

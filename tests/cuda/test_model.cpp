@@ -29,8 +29,8 @@ void check_golden_on_gpu(const std::string& name) {
                                       g.read_tensor("inputs/tgt_in").to(gpu()));
   CHECK(logits.device() == gpu());
   CHECK(rel_error(logits, g.read_tensor("expected/logits"), 1e-4) < 1e-4);
-  nn::SequenceLoss loss = nn::sequence_loss(logits, g.read_tensor("inputs/tgt_out").to(gpu()),
-                                            cfg.label_smoothing);
+  nn::SequenceLoss loss =
+      nn::sequence_loss(logits, g.read_tensor("inputs/tgt_out").to(gpu()), cfg.label_smoothing);
   const double want = g.read_tensor("expected/loss").to(DType::F64).item<double>();
   CHECK(loss.loss.item<float>() == doctest::Approx(want).epsilon(1e-4));
   loss.loss.backward();
@@ -45,9 +45,15 @@ void check_golden_on_gpu(const std::string& name) {
   }
 }
 
-TEST_CASE("cuda: golden model, sinusoidal + MHA + pre-LN") { check_golden_on_gpu("sinusoidal_mha_pre"); }
-TEST_CASE("cuda: golden model, RoPE + YaRN + GQA + GELU") { check_golden_on_gpu("rope_yarn_gqa_gelu"); }
-TEST_CASE("cuda: golden model, ALiBi + MQA + post-LN") { check_golden_on_gpu("alibi_mqa_post_untied"); }
+TEST_CASE("cuda: golden model, sinusoidal + MHA + pre-LN") {
+  check_golden_on_gpu("sinusoidal_mha_pre");
+}
+TEST_CASE("cuda: golden model, RoPE + YaRN + GQA + GELU") {
+  check_golden_on_gpu("rope_yarn_gqa_gelu");
+}
+TEST_CASE("cuda: golden model, ALiBi + MQA + post-LN") {
+  check_golden_on_gpu("alibi_mqa_post_untied");
+}
 
 TEST_CASE("cuda: AdamW steps match the CPU") {
   const Tensor w0 = random({64, 48}, 70, DType::F32, -1, 1, false);

@@ -15,7 +15,8 @@ TEST_CASE("cuda: to(device) round trip, cross-device errors, allocator reuse") {
   const Tensor g = x.to(gpu());
   CHECK(g.device() == gpu());
   CHECK(bitwise_equal(g.to(Device::cpu()), x));
-  CHECK(bitwise_equal(x.transpose(0, 1).to(gpu()).to(Device::cpu()), x.transpose(0, 1).contiguous()));
+  CHECK(
+      bitwise_equal(x.transpose(0, 1).to(gpu()).to(Device::cpu()), x.transpose(0, 1).contiguous()));
   CHECK_THROWS_WITH_AS(ag::add(x, g), doctest::Contains("different devices"), Error);
   const auto before = kernels::cuda::allocator_stats(0);
   for (int i = 0; i < 10; ++i) (void)ag::exp(g);
@@ -61,14 +62,16 @@ TEST_CASE("cuda: binary ops with broadcasting, compare, where") {
       {"div", [](const Tensors& t) { return ag::div(t[0], t[1] + 3.0); }},
       {"maximum", [](const Tensors& t) { return ag::maximum(t[0], t[1]); }},
       {"minimum", [](const Tensors& t) { return ag::minimum(t[0], t[1]); }},
-      {"where(lt)", [](const Tensors& t) { return ag::where(ag::lt(t[0], t[1]), t[0], t[1] * 2.0); }},
+      {"where(lt)",
+       [](const Tensors& t) { return ag::where(ag::lt(t[0], t[1]), t[0], t[1] * 2.0); }},
   };
   for (const auto& [name, f] : ops) {
     INFO(name);
     compare_devices(f, {random({4, 5, 6}, 4), random({5, 1}, 5)}, kF32);
     compare_devices(f, {random({6, 5, 4}, 6).permute({2, 1, 0}), random({4, 5, 6}, 7)}, kF32);
   }
-  const Tensor a = random({50}, 8, DType::F32, -1, 1, false), b = random({50}, 9, DType::F32, -1, 1, false);
+  const Tensor a = random({50}, 8, DType::F32, -1, 1, false),
+               b = random({50}, 9, DType::F32, -1, 1, false);
   for (auto cmp : {ag::eq, ag::ne, ag::lt, ag::le, ag::gt, ag::ge})
     CHECK(bitwise_equal(cmp(a.to(gpu()), b.to(gpu())), cmp(a, b)));
 }
@@ -77,7 +80,10 @@ TEST_CASE("cuda: reductions") {
   using F = std::function<Tensor(const Tensors&)>;
   const std::vector<std::pair<const char*, F>> ops = {
       {"sum all", [](const Tensors& t) { return ag::sum(t[0]); }},
-      {"sum rows", [](const Tensors& t) { return ag::sum(t[0], {0, 1}); }},
+      {"sum rows",
+       [](const Tensors& t) {
+         return ag::sum(t[0], {0, 1});
+       }},
       {"sum last", [](const Tensors& t) { return ag::sum(t[0], {2}, true); }},
       {"mean mid", [](const Tensors& t) { return ag::mean(t[0], {1}); }},
       {"max last", [](const Tensors& t) { return ag::max(t[0], {2}); }},
@@ -91,17 +97,26 @@ TEST_CASE("cuda: reductions") {
 }
 
 TEST_CASE("cuda: softmax, log_softmax, layer_norm, cross_entropy") {
-  compare_devices([](const Tensors& t) { return ag::softmax(t[0] * 5.0); }, {random({6, 1000}, 12)}, kF32);
-  compare_devices([](const Tensors& t) { return ag::log_softmax(t[0] * 5.0); }, {random({6, 3, 517}, 13)}, kF32);
-  compare_devices([](const Tensors& t) { return ag::layer_norm(t[0] * 3.0 + 1.0, {512}, t[1], t[2]); },
-                  {random({37, 512}, 14), random({512}, 15), random({512}, 16)}, kF32);
-  compare_devices([](const Tensors& t) { return ag::layer_norm(t[0], {8, 9}); }, {random({5, 8, 9}, 17)}, kF32);
+  compare_devices([](const Tensors& t) { return ag::softmax(t[0] * 5.0); }, {random({6, 1000}, 12)},
+                  kF32);
+  compare_devices([](const Tensors& t) { return ag::log_softmax(t[0] * 5.0); },
+                  {random({6, 3, 517}, 13)}, kF32);
+  compare_devices(
+      [](const Tensors& t) { return ag::layer_norm(t[0] * 3.0 + 1.0, {512}, t[1], t[2]); },
+      {random({37, 512}, 14), random({512}, 15), random({512}, 16)}, kF32);
+  compare_devices(
+      [](const Tensors& t) {
+        return ag::layer_norm(t[0], {8, 9});
+      },
+      {random({5, 8, 9}, 17)}, kF32);
   Tensor target = ag::from_vector<int64_t>({3, 0, 7999, 1, 5, 0, 42, 100}, {8});
   for (double eps : {0.0, 0.1}) {
     INFO("label smoothing ", eps);
-    compare_devices([&](const Tensors& t) {
-      return ag::cross_entropy(t[0] * 4.0, target.to(t[0].device()), /*ignore_index=*/0, eps);
-    }, {random({8, 8000}, 18)}, kF32);
+    compare_devices(
+        [&](const Tensors& t) {
+          return ag::cross_entropy(t[0] * 4.0, target.to(t[0].device()), /*ignore_index=*/0, eps);
+        },
+        {random({8, 8000}, 18)}, kF32);
   }
   const Tensor bad = ag::from_vector<int64_t>({3, 8000}, {2});
   CHECK_THROWS_WITH_AS(ag::cross_entropy(random({2, 8000}, 19).to(gpu()), bad.to(gpu())),
@@ -121,8 +136,9 @@ TEST_CASE("cuda: embedding and index_select, forward and deterministic backward"
   CHECK_THROWS_WITH_AS(ag::embedding(ag::from_vector<int64_t>({1, 10}, {2}).to(gpu()), wg),
                        doctest::Contains("id 10 at position [1]"), Error);
   const Tensor index = ag::from_vector<int64_t>({2, 0, 2, 1}, {4});
-  compare_devices([&](const Tensors& t) { return ag::index_select(t[0], 1, index.to(t[0].device())); },
-                  {random({5, 3, 7}, 23)}, kF32);
+  compare_devices(
+      [&](const Tensors& t) { return ag::index_select(t[0], 1, index.to(t[0].device())); },
+      {random({5, 3, 7}, 23)}, kF32);
 }
 
 TEST_CASE("cuda: matmul (2-D, batched, broadcast, transposed), linear") {
@@ -130,9 +146,10 @@ TEST_CASE("cuda: matmul (2-D, batched, broadcast, transposed), linear") {
   const F mm = [](const Tensors& t) { return ag::matmul(t[0], t[1]); };
   compare_devices(mm, {random({33, 65}, 24), random({65, 17}, 25)}, kF32);
   compare_devices(mm, {random({4, 33, 65}, 26), random({4, 65, 17}, 27)}, kF32);
-  compare_devices(mm, {random({4, 33, 65}, 28), random({65, 17}, 29)}, kF32);  // x @ w
+  compare_devices(mm, {random({4, 33, 65}, 28), random({65, 17}, 29)}, kF32);    // x @ w
   compare_devices(mm, {random({2, 1, 9, 5}, 30), random({3, 5, 7}, 31)}, kF32);  // batch broadcast
-  compare_devices(mm, {random({65, 33}, 32).transpose(0, 1), random({17, 65}, 33).transpose(0, 1)}, kF32);
+  compare_devices(mm, {random({65, 33}, 32).transpose(0, 1), random({17, 65}, 33).transpose(0, 1)},
+                  kF32);
   compare_devices([](const Tensors& t) { return ag::linear(t[0], t[1], t[2]); },
                   {random({3, 11, 64}, 34), random({96, 64}, 35), random({96}, 36)}, kF32);
   compare_devices(mm, {random({6, 0}, 37), random({0, 4}, 38)}, kF32);  // K = 0: zeros
@@ -152,7 +169,8 @@ TEST_CASE("cuda: attention (MHA, GQA, causal, masks, ALiBi bias, dropout)") {
                        Case{"dropout gqa", 4, 2, 8, 11, true, true, false, 0.3}}) {
     INFO(c.name);
     const int64_t B = 3, D = 16;
-    const Tensor mask = ag::gt(random({B, 1, 1, c.S}, 40, DType::F32, -0.3, 1, false), ag::zeros({}));
+    const Tensor mask =
+        ag::gt(random({B, 1, 1, c.S}, 40, DType::F32, -0.3, 1, false), ag::zeros({}));
     const Tensor bias = random({1, c.H, c.T, c.S}, 41, DType::F32, -1, 1, false);
     auto f = [&](const Tensors& t) {
       ag::AttentionOptions o;
@@ -165,8 +183,10 @@ TEST_CASE("cuda: attention (MHA, GQA, causal, masks, ALiBi bias, dropout)") {
       return ag::scaled_dot_product_attention(t[0], t[1], t[2], o);
     };
     // q from a (B, T, H, D) layout, transposed: strided heads as the model passes them.
-    compare_devices(f, {random({B, c.T, c.H, D}, 42).transpose(1, 2), random({B, c.KV, c.S, D}, 43),
-                        random({B, c.KV, c.S, D}, 44)}, kF32);
+    compare_devices(f,
+                    {random({B, c.T, c.H, D}, 42).transpose(1, 2), random({B, c.KV, c.S, D}, 43),
+                     random({B, c.KV, c.S, D}, 44)},
+                    kF32);
   }
 }
 
@@ -204,15 +224,19 @@ TEST_CASE("cuda: float64 gradient checks on the GPU") {
         on_gpu({random({4, 6}, 50, d), random({6}, 51, d), random({6}, 52, d)}));
   check([](const Tensors& t) { return ag::log_softmax(t[0]); }, on_gpu({random({3, 7}, 53, d)}));
   check([](const Tensors& t) { return ag::matmul(t[0], t[1]); },
-        on_gpu({random({2, 3, 4}, 54, d), random({4, 5}, 55, d).transpose(0, 1).contiguous().transpose(0, 1)}));
+        on_gpu({random({2, 3, 4}, 54, d),
+                random({4, 5}, 55, d).transpose(0, 1).contiguous().transpose(0, 1)}));
   const Tensor target = ag::from_vector<int64_t>({1, 0, 4}, {3}).to(gpu());
   check([&](const Tensors& t) { return ag::cross_entropy(t[0], target, 0, 0.1); },
         on_gpu({random({3, 5}, 56, d)}));
-  check([](const Tensors& t) {
-    ag::AttentionOptions o;
-    o.causal = true;
-    return ag::scaled_dot_product_attention(t[0], t[1], t[2], o);
-  }, on_gpu({random({1, 4, 3, 4}, 57, d), random({1, 2, 5, 4}, 58, d), random({1, 2, 5, 4}, 59, d)}));
+  check(
+      [](const Tensors& t) {
+        ag::AttentionOptions o;
+        o.causal = true;
+        return ag::scaled_dot_product_attention(t[0], t[1], t[2], o);
+      },
+      on_gpu(
+          {random({1, 4, 3, 4}, 57, d), random({1, 2, 5, 4}, 58, d), random({1, 2, 5, 4}, 59, d)}));
   check([](const Tensors& t) { return ag::sum(ag::gelu(t[0]) * t[1], {1}); },
         on_gpu({random({3, 4}, 60, d), random({1, 4}, 61, d)}));
 }
