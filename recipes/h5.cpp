@@ -7,6 +7,8 @@
 // header carrying <hdf5.h> types; each part alone is small.
 #include "recipes/h5.h"
 
+#include <fcntl.h>
+
 #include <hdf5.h>
 
 #include <filesystem>
@@ -580,6 +582,15 @@ void File::flush() {
   quiet();
   LOOM_CHECK(file_id_ >= 0, "h5: ", file_, ": flush: the file is closed");
   if (H5Fflush(file_id_, H5F_SCOPE_GLOBAL) < 0) fail_file(file_, "cannot flush" + reason());
+}
+
+void File::start_writeback() {
+  quiet();
+  LOOM_CHECK(file_id_ >= 0, "h5: ", file_, ": start_writeback: the file is closed");
+  void* handle = nullptr;
+  if (H5Fget_vfd_handle(file_id_, H5P_DEFAULT, &handle) < 0 || handle == nullptr) return;
+  // Advisory: an error here only means the final fsync does all the work.
+  ::sync_file_range(*static_cast<int*>(handle), 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 void File::close() {
