@@ -3,10 +3,13 @@
 // effective MB/s of save_checkpoint (write in the writer process, fsync, read-back
 // verification, rename), load_checkpoint(Everything) and verify_checkpoint, plus this
 // process's peak-RSS growth while saving (the target: at most one extra copy of the
-// parameters).
+// parameters). The baseline, measured alternately with the saves in the same run: the disk
+// itself, a plain write() of the same number of bytes in 4 MiB pieces, then fsync.
 //
 //   build/bench/bench_checkpoint [folder on the disk to measure (default: bench-checkpoints)] [reps]
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +32,25 @@ double max_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return double(u.ru_maxrss) / 1024.0;
+}
+
+// Seconds to write `bytes` to a new file in `folder` with write() and fsync it (the disk's
+// own durable write speed, the ceiling of a save).
+double raw_disk_seconds(const std::string& folder, size_t bytes) {
+  const std::string path = folder + "/raw-disk-baseline.bin";
+  std::vector<char> buf(size_t(4) << 20, 1);
+  const double t0 = bench::now_ns();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  LOOM_CHECK(fd >= 0, "bench_checkpoint: cannot create ", path);
+  for (size_t done = 0; done < bytes;) {
+    const ssize_t n = ::write(fd, buf.data(), std::min(buf.size(), bytes - done));
+    LOOM_CHECK(n > 0, "bench_checkpoint: write to ", path, " failed");
+    done += size_t(n);
+  }
+  LOOM_CHECK(::fsync(fd) == 0 && ::close(fd) == 0, "bench_checkpoint: fsync of ", path, " failed");
+  const double seconds = (bench::now_ns() - t0) / 1e9;
+  std::filesystem::remove(path);
+  return seconds;
 }
 
 struct Shape {
@@ -70,11 +92,12 @@ void run(const Shape& s, const std::string& folder, int reps) {
   // Saves first: the high-water mark was raised by building the state, so its growth over
   // the saves is what saving adds (loads hold a full copy of the file, measured after).
   const double rss_before = max_rss_mb();
-  std::vector<double> save, load, verify;
+  std::vector<double> save, load, verify, disk;
   for (int i = 0; i < reps; ++i) {
     const double t0 = bench::now_ns();
     recipes::save_checkpoint(path, c);
     save.push_back((bench::now_ns() - t0) / 1e9);
+    disk.push_back(raw_disk_seconds(folder, std::filesystem::file_size(path)));
   }
   const double save_growth = max_rss_mb() - rss_before;
   for (int i = 0; i < reps; ++i) {
@@ -88,10 +111,10 @@ void run(const Shape& s, const std::string& folder, int reps) {
   }
   const double mb = double(std::filesystem::file_size(path)) / 1e6;
   const double param_mb = double(params) * 4 / 1e6;
-  std::printf("| %s | %.1f M | %.0f | %.3f | %.0f | %.3f | %.0f | %.3f | %.0f | %.0f | %.0f |\n",
+  std::printf("| %s | %.1f M | %.0f | %.3f | %.0f | %.0f | %.3f | %.0f | %.3f | %.0f | %.0f | %.0f |\n",
               s.name, double(params) / 1e6, mb, bench::median(save), mb / bench::median(save),
-              bench::median(load), mb / bench::median(load), bench::median(verify),
-              mb / bench::median(verify), param_mb, save_growth);
+              mb / bench::median(disk), bench::median(load), mb / bench::median(load),
+              bench::median(verify), mb / bench::median(verify), param_mb, save_growth);
   std::filesystem::remove(path);
 }
 
@@ -104,9 +127,9 @@ int main(int argc, char** argv) {
   bench::print_settings("bench_checkpoint");
   std::printf("folder %s, median of %d; file = weights + AdamW moments (+ tokenizer, RNG, "
               "loader)\n\n", folder.c_str(), reps);
-  std::printf("| config | params | file MB | save s | save MB/s | load s | load MB/s | verify s "
-              "| verify MB/s | params MB | RSS growth saving MB |\n"
-              "|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("| config | params | file MB | save s | save MB/s | disk write+fsync MB/s | load s "
+              "| load MB/s | verify s | verify MB/s | params MB | RSS growth saving MB |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   const std::string only = argc > 3 ? argv[3] : "";
   for (const Shape& s : {Shape{"small", 256, 4, 1024, 3}, Shape{"base", 512, 8, 2048, 6}})
     if (only.empty() || only == s.name) run(s, folder, reps);
