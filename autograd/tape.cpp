@@ -1,5 +1,8 @@
 #include "autograd/tape.h"
 
+#include <algorithm>
+#include <unordered_set>
+
 #include "autograd/ops.h"
 #include "kernels/pointwise.h"
 
@@ -13,6 +16,7 @@ struct Tape {
 
 thread_local Tape tape;
 thread_local bool grad_enabled = true;
+thread_local const LeafGradReadyHook::Fn* leaf_ready_hook = nullptr;  // see the Note
 
 // Whether t was produced by a node that is still on this thread's tape.
 bool on_tape(const TensorImpl& t) {
@@ -50,7 +54,53 @@ void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
   acc.storage()->bump_version();
 }
 
+// Runs node i with its output gradient and routes the input gradients: to the slots of
+// the nodes that produced them, or into leaves. The node is destroyed on return, which
+// releases its saved tensors now rather than at the end of backward.
+void run_node(int64_t i, std::vector<Tensor>& grads) {
+  std::unique_ptr<Node> node = std::move(tape.nodes[size_t(i)]);
+  const Tensor grad_output = std::move(grads[size_t(i)]);
+  std::vector<Tensor> grad_inputs = node->backward(grad_output);
+  LOOM_ASSERT(grad_inputs.size() == node->inputs.size());
+  for (size_t j = 0; j < grad_inputs.size(); ++j) {
+    const Edge& e = node->inputs[j];
+    Tensor& gi = grad_inputs[j];
+    if (!e.needs_grad() || !gi.defined()) continue;
+    LOOM_CHECK(gi.sizes() == e.sizes, node->name(), " backward: gradient ", gi.sizes(),
+               " for input ", j, " of shape ", e.sizes, " (this is a bug in loom)");
+    if (e.node >= 0) {
+      Tensor& slot = grads[size_t(e.node)];
+      slot = slot.defined() ? add(slot, gi) : std::move(gi);
+    } else {
+      accumulate_into_leaf(*e.leaf, gi);
+    }
+  }
+}
+
+// Each leaf fed by nodes 0..last with the lowest index of a node feeding it, in
+// increasing index order: after that node, the leaf's gradient is final (see the Note).
+// backward() takes them from the back; a node's own leaves are stored in reverse input
+// order, so they are reported in input order.
+std::vector<std::pair<int64_t, std::shared_ptr<TensorImpl>>> leaf_ready_schedule(int64_t last) {
+  std::vector<std::pair<int64_t, std::shared_ptr<TensorImpl>>> schedule;
+  std::unordered_set<const TensorImpl*> seen;
+  for (int64_t i = 0; i <= last; ++i) {
+    if (!tape.nodes[size_t(i)]) continue;
+    const std::vector<Edge>& inputs = tape.nodes[size_t(i)]->inputs;
+    const size_t first = schedule.size();
+    for (const Edge& e : inputs)
+      if (e.leaf && seen.insert(e.leaf.get()).second) schedule.emplace_back(i, e.leaf);
+    std::reverse(schedule.begin() + std::ptrdiff_t(first), schedule.end());
+  }
+  return schedule;
+}
+
 }  // namespace
+
+LeafGradReadyHook::LeafGradReadyHook(Fn fn) : fn_(std::move(fn)), previous_(leaf_ready_hook) {
+  leaf_ready_hook = &fn_;
+}
+LeafGradReadyHook::~LeafGradReadyHook() { leaf_ready_hook = previous_; }
 
 bool detail::is_recorded(const TensorImpl& t) { return on_tape(t); }
 
@@ -117,34 +167,21 @@ void backward(const Tensor& root, const Tensor& grad_out) {
              root.sizes());
 
   NoGrad no_grad;  // the backward pass itself is not recorded
+  const LeafGradReadyHook::Fn* hook = leaf_ready_hook;
   if (r.node < 0) {
     accumulate_into_leaf(*root.impl(), g);
+    if (hook) (*hook)(root);
     return;
   }
   try {
     std::vector<Tensor> grads(size_t(r.node) + 1);
     grads[size_t(r.node)] = g;
     g = Tensor();
+    auto ready = hook ? leaf_ready_schedule(r.node) : decltype(leaf_ready_schedule(0)){};
     for (int64_t i = r.node; i >= 0; --i) {
-      if (!grads[size_t(i)].defined()) continue;
-      std::unique_ptr<Node> node = std::move(tape.nodes[size_t(i)]);
-      const Tensor grad_output = std::move(grads[size_t(i)]);
-      std::vector<Tensor> grad_inputs = node->backward(grad_output);
-      LOOM_ASSERT(grad_inputs.size() == node->inputs.size());
-      for (size_t j = 0; j < grad_inputs.size(); ++j) {
-        const Edge& e = node->inputs[j];
-        Tensor& gi = grad_inputs[j];
-        if (!e.needs_grad() || !gi.defined()) continue;
-        LOOM_CHECK(gi.sizes() == e.sizes, node->name(), " backward: gradient ", gi.sizes(),
-                   " for input ", j, " of shape ", e.sizes, " (this is a bug in loom)");
-        if (e.node >= 0) {
-          Tensor& slot = grads[size_t(e.node)];
-          slot = slot.defined() ? add(slot, gi) : std::move(gi);
-        } else {
-          accumulate_into_leaf(*e.leaf, gi);
-        }
-      }
-      // node goes out of scope here: its saved tensors are released now, not at the end.
+      if (grads[size_t(i)].defined()) run_node(i, grads);
+      for (; !ready.empty() && ready.back().first == i; ready.pop_back())
+        (*hook)(Tensor(ready.back().second));
     }
   } catch (...) {
     clear_tape();

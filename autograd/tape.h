@@ -11,6 +11,7 @@
 // gradient.
 #pragma once
 
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <vector>
@@ -86,6 +87,27 @@ void record(const Tensor& output, std::initializer_list<const Tensor*> inputs, A
 
 // Runs backward from `root` (see the file comment). grad_out defaults to 1 for scalars.
 void backward(const Tensor& root, const Tensor& grad_out = Tensor());
+
+// Note [Leaf gradient ready]: while a LeafGradReadyHook lives, backward() on its thread
+// calls it once for every leaf the walked part of the tape feeds, as soon as that leaf's
+// .grad is final for the pass: right after the last node with an edge to the leaf has run
+// or been skipped (nodes run in reverse recording order, so it is the lowest-indexed
+// one). Data parallelism uses it to start averaging gradients across ranks while backward
+// is still computing the others (optim/data_parallel.h). Without a hook, backward does
+// nothing extra; with one it first scans the tape's edges once to schedule the calls.
+// Hooks nest: the innermost one is called, and the previous one is back on destruction.
+class LeafGradReadyHook {
+ public:
+  using Fn = std::function<void(const Tensor& leaf)>;
+  explicit LeafGradReadyHook(Fn fn);
+  ~LeafGradReadyHook();
+  LeafGradReadyHook(const LeafGradReadyHook&) = delete;
+  LeafGradReadyHook& operator=(const LeafGradReadyHook&) = delete;
+
+ private:
+  Fn fn_;
+  const Fn* previous_;
+};
 
 // Number of nodes on this thread's tape (tests, and a leak check for eval loops that
 // forgot NoGrad), and a way to drop them without running backward.

@@ -156,6 +156,7 @@ void write_file(const std::string& path, const Checkpoint& c) {
   f.set_int_attr("step", c.meta.step);
   f.set_int_attr("epoch", c.meta.epoch);
   f.set_int_attr("tokens_seen", c.meta.tokens_seen);
+  f.set_int_attr("world_size", c.meta.world_size);
   f.set_string_attr("loom_version", LOOM_VERSION);
   f.set_string_attr("created", now_iso8601());
   f.set_string_attr("config", c.meta.config_toml);
@@ -381,6 +382,7 @@ Checkpoint load_checkpoint(const std::string& path, LoadParts parts) {
   c.meta.step = f.int_attr("step");
   c.meta.epoch = f.int_attr("epoch");
   c.meta.tokens_seen = f.int_attr("tokens_seen");
+  c.meta.world_size = f.has_attr("world_size") ? f.int_attr("world_size") : 1;
   c.meta.config_toml = f.string_attr("config");
   c.meta.loom_version = f.has_attr("loom_version") ? f.string_attr("loom_version") : "";
   c.meta.created = f.has_attr("created") ? f.string_attr("created") : "";

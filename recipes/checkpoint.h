@@ -2,7 +2,8 @@
 //
 //   / (attrs)            format = "loom-checkpoint", format_version = 1, step, epoch,
 //                        tokens_seen, loom_version, created, config (resolved TOML text),
-//                        checksum = "crc32"
+//                        checksum = "crc32", world_size (ranks of the run that saved it;
+//                        absent in older files, which were all written by one process)
 //   /model/<name>        one float32 dataset per parameter, state_dict names
 //   /tokenizer/model     the SentencePiece model bytes (uint8)
 //   -- training state (absent in model-only files) --
@@ -41,6 +42,7 @@ constexpr int64_t kCheckpointFormatVersion = 1;
 
 struct CheckpointMeta {
   int64_t step = 0, epoch = 0, tokens_seen = 0;
+  int64_t world_size = 1;   // data-parallel ranks: the loader position depends on it
   std::string config_toml;  // the full resolved recipe
   // Filled when reading (written from the build and the clock when saving).
   int64_t format_version = kCheckpointFormatVersion;

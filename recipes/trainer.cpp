@@ -23,9 +23,11 @@
 #include "nn/transformer.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
+#include "optim/data_parallel.h"
 #include "optim/param_groups.h"
 #include "optim/schedule.h"
 #include "recipes/checkpoint.h"
+#include "recipes/distributed.h"
 #include "recipes/resume.h"
 #include "recipes/run_checkpoints.h"
 #include "recipes/stop_signal.h"
@@ -151,17 +153,20 @@ std::string resume_path(const std::string& resume, const RunCheckpoints& ckpts, 
   return found.value_or("");
 }
 
-}  // namespace
-
-TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream& console,
-                  const TrainOptions& options) {
+// One rank's training (the whole of it in a single process); see distributed.h for what
+// changes with several ranks.
+TrainResult train_rank(const Recipe& recipe, const std::string& out_dir, std::ostream& console,
+                       const TrainOptions& options, const Distributed& dist) {
   const auto start = Clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
   const fs::path out(out_dir);
   RunCheckpoints ckpts((out / "checkpoints").string(), recipe.train.keep_last);
-  ckpts.remove_stale_temporaries();
-  Log log{console, std::ofstream(out / "train.log", std::ios::app),
-          &console == &std::cout && ::isatty(STDOUT_FILENO) == 1};
+  if (dist.root()) ckpts.remove_stale_temporaries();
+  // No live line under mpirun: the ranks' stdout is mpirun's pseudo-terminal, which it
+  // stops reading while it stops a job, and a full one would block rank 0 mid-save.
+  Log log{dist.root() ? console : null_stream(),
+          dist.root() ? std::ofstream(out / "train.log", std::ios::app) : std::ofstream(),
+          dist.world == 1 && &console == &std::cout && ::isatty(STDOUT_FILENO) == 1};
   const TrainConfig& tc = recipe.train;
   if (tc.threads > 0) kernels::set_num_threads(int(tc.threads));
   const std::string resume_from = resume_path(options.resume, ckpts, log);
@@ -204,6 +209,7 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
   data::BatcherOptions bo;
   bo.max_tokens = recipe.data.max_tokens;
   bo.seed = tc.seed;
+  bo.world_size = dist.world, bo.rank = dist.rank;
   data::Batcher batcher(train_set.examples, bo);
   CheckpointMeta meta;
   meta.config_toml = resolved_config(recipe, cfg.vocab);
@@ -223,6 +229,7 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
   };
   if (!resume_from.empty()) {
     Checkpoint c = load_checkpoint(resume_from, LoadParts::Everything);
+    check_resume_world_size(c.meta.world_size, dist.world, resume_from);
     same_tokenizer(c, resume_from);
     for (const ConfigChange& ch : check_resume_config(c.meta.config_toml, meta.config_toml, resume_from))
       log.line("resume: ", ch.key, " ", ch.before, " -> ", ch.now);
@@ -238,7 +245,8 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
     restore_training_state(*c.training, resume_from, adam, model.dropout_generator(), batcher);
     n.from(*c.training);
     step = c.meta.step;
-    for (const nlohmann::json& j : rewind_metrics(metrics_path, step)) {
+    for (const nlohmann::json& j : dist.root() ? rewind_metrics(metrics_path, step)
+                                               : std::vector<nlohmann::json>{}) {
       if (j["type"] == "train") loss_curve.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
       if (j["type"] == "eval")
         dev_curve.emplace_back(j["step"].get<int64_t>(),
@@ -259,13 +267,20 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
     for (const ConfigChange& ch : config_changes(c.meta.config_toml, meta.config_toml))
       if (ch.key.rfind("model.", 0) == 0) log.line("init from: ", ch.key, " ", ch.before, " -> ", ch.now);
   }
-  std::ofstream metrics(metrics_path, std::ios::app);
-  LOOM_CHECK(metrics.good(), metrics_path, ": cannot open for writing");
+  // Every rank starts from rank 0's weights and draws its own dropout masks.
+  optim::DataParallel dp(model.named_parameters(), dist.comm);
+  dp.broadcast_parameters();
+  use_rank_dropout_stream(model.dropout_generator(), dist.rank);
+  if (dist.world > 1) log.line(distributed_summary(dist, dp.bucket_names().size()));
+  std::ofstream metrics;  // rank 0's
+  if (dist.root()) metrics.open(metrics_path, std::ios::app);
+  LOOM_CHECK(!dist.root() || metrics.good(), metrics_path, ": cannot open for writing");
   if (!resume_from.empty())
     metrics << nlohmann::json{{"type", "resume"}, {"step", step}, {"from", resume_from}}.dump() << "\n";
 
   auto save = [&](bool best) {
     meta.step = step, meta.epoch = batcher.epoch(), meta.tokens_seen = int64_t(n.tokens_seen);
+    meta.world_size = dist.world;
     Checkpoint c;
     c.meta = meta;
     c.model_state = model.state_dict();
@@ -285,7 +300,8 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
     model.train();
     result.dev_nll = e.nll, result.dev_bleu = e.bleu, result.dev_chrf = e.chrf;
     const bool translation = cfg.is_seq2seq();
-    const double score = translation ? e.bleu : -e.nll;
+    // Rank 0's score decides for all (every rank evaluates the same weights).
+    const double score = rank0_value(dist, translation ? e.bleu : -e.nll);
     dev_curve.emplace_back(step, translation ? e.bleu : e.nll);
     if (translation)
       log.line("eval step ", step, ": dev loss ", std::setprecision(4), e.loss, ", nll ", e.nll,
@@ -316,12 +332,14 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
 
   const int64_t save_every = tc.save_every > 0 ? tc.save_every : tc.eval_every;
   auto window_start = Clock::now();
+  double window_wait = 0;  // dp.wait_seconds() at window_start
   {
     const StopSignal stop;
     while (step < tc.max_steps) {
       const double lr = schedule.lr(step + 1);
       adam.set_lr(lr);
       double step_loss = 0, step_tokens = 0;
+      const uint64_t dropout_before = model.dropout_generator().offset;
       for (int64_t micro = 0; micro < recipe.optim.accumulate; ++micro) {
         const data::Batch b = batcher.next();
         nn::SequenceLoss l = nn::sequence_loss(batch_logits(model, b), b.tgt_out,
@@ -329,13 +347,21 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
         const double value = l.loss.item<double>();
         step_loss += value * double(l.tokens);
         step_tokens += double(l.tokens);
-        if (!std::isfinite(value)) {
+        // With several ranks every rank joins the gradient averaging; a non-finite loss
+        // anywhere makes the global loss below non-finite and every rank skips the update.
+        if (!std::isfinite(value) && dist.world == 1) {
           ag::clear_tape();
           continue;
         }
-        (l.loss * (1.0 / double(recipe.optim.accumulate))).backward();
+        // The last micro-batch's backward also averages the gradients across ranks.
+        dp.backward(l.loss * (1.0 / double(recipe.optim.accumulate)),
+                    micro + 1 == recipe.optim.accumulate);
       }
-      const double loss = step_loss / std::max(step_tokens, 1.0);
+      const StepTotals all = agree_on_step(dist, step_loss, step_tokens, stop.received() != 0,
+                                           tc.max_minutes > 0 && elapsed() > tc.max_minutes * 60,
+                                           model.dropout_generator(), dropout_before);
+      step_tokens = all.tokens;
+      const double loss = all.loss_sum / std::max(step_tokens, 1.0);
       if (!std::isfinite(loss)) {
         adam.zero_grad();
         ++n.skipped;
@@ -371,20 +397,24 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
         result.last_loss = n.window_loss / double(n.window_steps);
         loss_curve.emplace_back(step, result.last_loss);
         log.line(progress.str());
-        metrics << nlohmann::json{{"type", "train"}, {"step", step}, {"epoch", batcher.epoch()},
-                                  {"loss", result.last_loss}, {"lr", lr}, {"grad_norm", norm},
-                                  {"tokens_per_s", tps}, {"tokens_seen", n.tokens_seen},
-                                  {"elapsed_s", elapsed()}}.dump() << "\n" << std::flush;
+        nlohmann::json record{{"type", "train"}, {"step", step}, {"epoch", batcher.epoch()},
+                              {"loss", result.last_loss}, {"lr", lr}, {"grad_norm", norm},
+                              {"tokens_per_s", tps}, {"tokens_seen", n.tokens_seen},
+                              {"elapsed_s", elapsed()}};
+        // Rank 0's time blocked on gradient all-reduces in the window (transfer not hidden
+        // behind backward, and waiting for slower ranks).
+        if (dist.world > 1) record["allreduce_wait_s"] = dp.wait_seconds() - window_wait;
+        metrics << record.dump() << "\n" << std::flush;
         n.window_loss = n.window_tokens = 0, n.window_steps = 0;
-        window_start = Clock::now();
+        window_start = Clock::now(), window_wait = dp.wait_seconds();
       } else {
         log.live(progress.str());
       }
-      const bool out_of_time = tc.max_minutes > 0 && elapsed() > tc.max_minutes * 60;
+      const bool out_of_time = all.out_of_time;
       const bool eval_due = step % tc.eval_every == 0 || step == tc.max_steps || out_of_time;
       const bool improved = eval_due && run_eval();
-      if (eval_due || step % save_every == 0 || stop.received()) save(improved);
-      if (stop.received()) {
+      if ((eval_due || step % save_every == 0 || all.stop) && dist.root()) save(improved);
+      if (all.stop) {
         result.stop_reason = "signal";
         log.line(StopSignal::name(stop.received()), ": saved step ", step, " in ", ckpts.dir(),
                  "; continue with: loom train ", recipe.source, " --resume auto --out ", out_dir);
@@ -401,6 +431,7 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
     }
   }
   result.steps = step;
+  if (!dist.root()) return result;  // the plot and the test score are rank 0's
   plot_curves(out_dir, loss_curve, dev_curve, cfg.is_seq2seq() ? "dev BLEU" : "dev NLL");
   if (result.stop_reason == "signal") return result;
 
@@ -426,6 +457,15 @@ TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream
              "; test NLL ", std::fixed, std::setprecision(4), t.nll, ", ppl ", std::setprecision(2),
              t.ppl, std::defaultfloat, " (", test_set.examples.size(), " lines, best checkpoint)");
   return result;
+}
+
+}  // namespace
+
+TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream& console,
+                  const TrainOptions& options) {
+  const Distributed dist = start_distributed();
+  return or_abort_all_ranks(dist,
+                            [&] { return train_rank(recipe, out_dir, console, options, dist); });
 }
 
 }  // namespace loom::recipes

@@ -15,6 +15,11 @@
 // stream, the loader position and the counters, so a resumed run continues bit for bit
 // as if it had not stopped (same thread count). `train.init_from` starts a new run from
 // another checkpoint's weights only.
+//
+// Data parallel: under `mpirun -np N`, each rank trains on its shard of the batches and
+// the gradients are averaged across ranks before every update, so the run equals one
+// process with N times optim.accumulate (recipes/distributed.h); rank 0 alone logs and
+// saves, checkpoints record the world size, and a resume needs the same one.
 #pragma once
 
 #include <ostream>
