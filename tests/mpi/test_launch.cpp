@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/run_metrics.h"
 #include "common/temp_dir.h"
 #include "common/tiny_corpus.h"
 #include "data/batcher.h"
@@ -24,6 +25,7 @@ namespace loom {
 namespace {
 
 namespace fs = std::filesystem;
+using loom::test::losses;
 using Env = std::vector<std::pair<std::string, std::string>>;
 
 // One thread per rank (2 cores); allowed as root in a container.
@@ -70,17 +72,6 @@ std::string recipe_text(const fs::path& dir, int64_t max_steps, int64_t accumula
 std::vector<std::string> loom_train(const std::string& recipe, const fs::path& out,
                                     const std::vector<std::string>& more = {}) {
   return std::vector<std::string>{LOOM_BINARY, "train", recipe, "--out", out.string()} + more;
-}
-
-// (step, loss) of every training record in a run's metrics.jsonl.
-std::vector<std::pair<int64_t, double>> losses(const fs::path& out) {
-  std::vector<std::pair<int64_t, double>> v;
-  std::ifstream in(out / "metrics.jsonl");
-  for (std::string l; std::getline(in, l);) {
-    const auto j = nlohmann::json::parse(l);
-    if (j["type"] == "train") v.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
-  }
-  return v;
 }
 
 std::vector<std::string> files_in(const fs::path& dir) {

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/run_metrics.h"
 #include "common/temp_dir.h"
 #include "common/tiny_corpus.h"
 #include "recipes/checkpoint.h"
@@ -27,6 +28,7 @@ namespace loom::recipes {
 namespace {
 
 namespace fs = std::filesystem;
+using loom::test::losses;
 
 const char* kModel =
     "d_model = 16\nheads = 2\nkv_heads = 1\nffn = 32\nencoder_layers = 1\ndecoder_layers = 1\n"
@@ -47,17 +49,6 @@ TrainResult run(const fs::path& dir, const fs::path& out, int64_t max_steps, int
                               out.string(), console, {resume});
   if (console_text) *console_text = console.str();
   return r;
-}
-
-// (step, loss) of every training record in a run's metrics.jsonl.
-std::vector<std::pair<int64_t, double>> losses(const fs::path& out) {
-  std::vector<std::pair<int64_t, double>> v;
-  std::ifstream in(out / "metrics.jsonl");
-  for (std::string l; std::getline(in, l);) {
-    const auto j = nlohmann::json::parse(l);
-    if (j["type"] == "train") v.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
-  }
-  return v;
 }
 
 // Every dataset's values, bitwise, except the dev-score bookkeeping (a run stopped at
