@@ -21,6 +21,7 @@
 // count.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 
 #include "kernels/profile.h"
@@ -52,12 +53,32 @@ void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v, Te
                         const AttentionParams& p);
 }  // namespace cuda
 
+// The layouts both backends rely on (asserted: the op layer guarantees them): q (B, H, T,
+// D), k and v (B, KV, S, D) with H % KV == 0, each head a matrix with contiguous rows.
+inline void check_attention_operands(const TensorRef& q, const TensorRef& k, const TensorRef& v) {
+  LOOM_ASSERT(q.dim() == 4 && k.dim() == 4 && k.sizes == v.sizes);
+  LOOM_ASSERT(q.sizes[0] == k.sizes[0] && q.sizes[3] == k.sizes[3]);
+  LOOM_ASSERT(k.sizes[1] > 0 && q.sizes[1] % k.sizes[1] == 0);
+  LOOM_ASSERT(q.dtype == k.dtype && q.dtype == v.dtype);
+  for (const TensorRef* x : {&q, &k, &v}) {
+    LOOM_ASSERT(x->sizes[3] <= 1 || x->strides[3] == 1);
+    LOOM_ASSERT(x->sizes[2] <= 1 || x->strides[2] >= x->sizes[3]);
+    LOOM_ASSERT(x->sizes[2] < INT_MAX && x->sizes[3] < INT_MAX && x->strides[2] < INT_MAX);
+  }
+}
+
 // out = dropout(P) v with P = softmax(scale * q kᵀ + bias, masked to -inf), row by row;
 // a row with no visible key gives P = 0 and out = 0. When probs is present it receives P
 // (before dropout), negated where dropout dropped the weight: what the backward reads.
 inline void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k, TensorRef v,
                               TensorRef mask, TensorRef bias, const AttentionParams& p) {
   profile::Scope scope(profile::Kind::Attention);
+  check_attention_operands(q, k, v);
+  LOOM_ASSERT(out.sizes == q.sizes && out.is_contiguous() && out.dtype == q.dtype);
+  const Dims scores{q.sizes[0], q.sizes[1], q.sizes[2], k.sizes[2]};
+  LOOM_ASSERT(!probs.data || (probs.sizes == scores && probs.is_contiguous()));
+  LOOM_ASSERT(!mask.data || (mask.sizes == scores && mask.dtype == DType::Bool));
+  LOOM_ASSERT(!bias.data || (bias.sizes == scores && bias.dtype == q.dtype));
   if (q.device.is_cpu()) return cpu::attention_forward(out, probs, q, k, v, mask, bias, p);
   LOOM_ON_CUDA(cuda::attention_forward(out, probs, q, k, v, mask, bias, p));
 }
@@ -70,6 +91,13 @@ inline void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef gra
                                TensorRef grad_out, TensorRef q, TensorRef k, TensorRef v,
                                TensorRef probs, const AttentionParams& p) {
   profile::Scope scope(profile::Kind::Attention);
+  check_attention_operands(q, k, v);
+  check_attention_operands(grad_out, k, v);
+  LOOM_ASSERT(grad_out.sizes == q.sizes);
+  LOOM_ASSERT((probs.data || probs.numel() == 0) && probs.is_contiguous());
+  LOOM_ASSERT(!grad_q.data || (grad_q.sizes == q.sizes && grad_q.is_contiguous()));
+  LOOM_ASSERT(!grad_k.data || (grad_k.sizes == k.sizes && grad_k.is_contiguous()));
+  LOOM_ASSERT(!grad_v.data || (grad_v.sizes == v.sizes && grad_v.is_contiguous()));
   if (q.device.is_cpu())
     return cpu::attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p);
   LOOM_ON_CUDA(cuda::attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p));

@@ -26,6 +26,22 @@ void cross_entropy_backward(TensorRef grad_logits, TensorRef grad_loss, double s
                             double label_smoothing);
 }  // namespace cuda
 
+// The rows whose target is not ignore_index, each checked against [0, V): both backends
+// validate (on the host) before computing anything.
+template <class I>
+int64_t count_valid_targets(const I* target, int64_t M, int64_t V, int64_t ignore_index) {
+  int64_t count = 0;
+  for (int64_t r = 0; r < M; ++r) {
+    const int64_t t = int64_t(target[r]);
+    if (t == ignore_index) continue;
+    LOOM_CHECK(t >= 0 && t < V, "cross_entropy: target ", t, " at row ", r, " (of ", M,
+               ") is out of range for V = ", V, " classes; expected 0 <= target < ", V,
+               " or ignore_index (", ignore_index, ")");
+    ++count;
+  }
+  return count;
+}
+
 // Writes loss [M] and lse [M] (lse is left 0 at ignored rows) and returns the number of
 // rows that are not ignored. A target outside [0, V) that is not ignore_index throws
 // loom::Error naming the value, the row and V, before anything is computed.

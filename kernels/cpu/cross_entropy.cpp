@@ -22,20 +22,6 @@ template <class F> void dispatch_index(DType t, F&& f) {
   LOOM_UNREACHABLE("cross_entropy: target dtype is not int32 or int64");
 }
 
-template <class I>
-int64_t count_valid(const I* target, int64_t M, int64_t V, int64_t ignore_index) {
-  int64_t count = 0;
-  for (int64_t r = 0; r < M; ++r) {
-    const int64_t t = int64_t(target[r]);
-    if (t == ignore_index) continue;
-    LOOM_CHECK(t >= 0 && t < V, "cross_entropy: target ", t, " at row ", r, " (of ", M,
-               ") is out of range for V = ", V, " classes; expected 0 <= target < ", V,
-               " or ignore_index (", ignore_index, ")");
-    ++count;
-  }
-  return count;
-}
-
 template <class T, class I>
 void forward_rows(T* loss, T* lse, const T* x, const I* target, int64_t M, int64_t V,
                   int64_t ignore_index, double eps) {
@@ -97,7 +83,7 @@ int64_t cross_entropy_forward(TensorRef loss, TensorRef lse, TensorRef logits, T
   dispatch_floating(logits.dtype, "cross_entropy", [&]<class T>() {
     dispatch_index(target.dtype, [&]<class I>() {
       const I* tp = target.ptr<const I>();
-      count = count_valid(tp, M, V, ignore_index);
+      count = count_valid_targets(tp, M, V, ignore_index);
       forward_rows(loss.ptr<T>(), lse.ptr<T>(), logits.ptr<const T>(), tp, M, V, ignore_index,
                    label_smoothing);
     });

@@ -108,17 +108,6 @@ const void* head(const TensorRef& x, int64_t b, int64_t h) {
 }
 int64_t ld_of(const TensorRef& x) { return x.sizes[2] <= 1 ? x.sizes[3] : x.strides[2]; }
 
-void check_operands(const TensorRef& q, const TensorRef& k, const TensorRef& v) {
-  LOOM_ASSERT(q.dim() == 4 && k.dim() == 4 && k.sizes == v.sizes);
-  LOOM_ASSERT(q.sizes[0] == k.sizes[0] && q.sizes[3] == k.sizes[3]);
-  LOOM_ASSERT(k.sizes[1] > 0 && q.sizes[1] % k.sizes[1] == 0);
-  LOOM_ASSERT(q.dtype == k.dtype && q.dtype == v.dtype);
-  for (const TensorRef* x : {&q, &k, &v}) {
-    LOOM_ASSERT(x->sizes[3] <= 1 || x->strides[3] == 1);
-    LOOM_ASSERT(x->sizes[2] <= 1 || x->strides[2] >= x->sizes[3]);
-  }
-}
-
 template <class T>
 void forward(const TensorRef& out, const TensorRef& probs, const TensorRef& q, const TensorRef& k,
              const TensorRef& v, const TensorRef& mask, const TensorRef& bias,
@@ -248,12 +237,6 @@ void backward(const TensorRef& grad_q, const TensorRef& grad_k, const TensorRef&
 
 void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k, TensorRef v,
                        TensorRef mask, TensorRef bias, const AttentionParams& p) {
-  check_operands(q, k, v);
-  LOOM_ASSERT(out.sizes == q.sizes && out.is_contiguous() && out.dtype == q.dtype);
-  const Dims scores{q.sizes[0], q.sizes[1], q.sizes[2], k.sizes[2]};
-  LOOM_ASSERT(!probs.data || (probs.sizes == scores && probs.is_contiguous()));
-  LOOM_ASSERT(!mask.data || (mask.sizes == scores && mask.dtype == DType::Bool));
-  LOOM_ASSERT(!bias.data || (bias.sizes == scores && bias.dtype == q.dtype));
   dispatch_gpu_f32_f64(q.dtype, "scaled_dot_product_attention",
                        [&]<class T>() { forward<T>(out, probs, q, k, v, mask, bias, p); });
 }
@@ -261,13 +244,6 @@ void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k,
 void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v, TensorRef grad_out,
                         TensorRef q, TensorRef k, TensorRef v, TensorRef probs,
                         const AttentionParams& p) {
-  check_operands(q, k, v);
-  check_operands(grad_out, k, v);
-  LOOM_ASSERT(grad_out.sizes == q.sizes);
-  LOOM_ASSERT((probs.data || probs.numel() == 0) && probs.is_contiguous());
-  LOOM_ASSERT(!grad_q.data || (grad_q.sizes == q.sizes && grad_q.is_contiguous()));
-  LOOM_ASSERT(!grad_k.data || (grad_k.sizes == k.sizes && grad_k.is_contiguous()));
-  LOOM_ASSERT(!grad_v.data || (grad_v.sizes == v.sizes && grad_v.is_contiguous()));
   dispatch_gpu_f32_f64(q.dtype, "scaled_dot_product_attention backward", [&]<class T>() {
     backward<T>(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p);
   });

@@ -66,14 +66,7 @@ int64_t cross_entropy_forward(TensorRef loss, TensorRef lse, TensorRef logits, T
   LOOM_ASSERT(target.numel() == M && loss.numel() == M && lse.numel() == M);
   LOOM_ASSERT(loss.is_contiguous() && lse.is_contiguous());
   const std::vector<int64_t> t = ids_to_host(target);
-  int64_t count = 0;
-  for (int64_t r = 0; r < M; ++r) {
-    if (t[size_t(r)] == ignore_index) continue;
-    LOOM_CHECK(t[size_t(r)] >= 0 && t[size_t(r)] < V, "cross_entropy: target ", t[size_t(r)],
-               " at row ", r, " (of ", M, ") is out of range for V = ", V,
-               " classes; expected 0 <= target < ", V, " or ignore_index (", ignore_index, ")");
-    ++count;
-  }
+  const int64_t count = count_valid_targets(t.data(), M, V, ignore_index);
   if (M == 0) return 0;
   dispatch_gpu_f32_f64(logits.dtype, "cross_entropy", [&]<class T>() {
     dispatch_gpu_index(target.dtype, "cross_entropy", [&]<class I>() {
