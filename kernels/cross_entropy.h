@@ -49,6 +49,10 @@ inline int64_t cross_entropy_forward(TensorRef loss, TensorRef lse, TensorRef lo
                                      TensorRef target, int64_t ignore_index,
                                      double label_smoothing) {
   profile::Scope scope(profile::Kind::SoftmaxLoss);
+  LOOM_ASSERT(logits.dim() == 2 && logits.is_contiguous() && target.is_contiguous());
+  const int64_t M = logits.sizes[0];
+  LOOM_ASSERT(target.numel() == M && loss.numel() == M && lse.numel() == M);
+  LOOM_ASSERT(loss.is_contiguous() && lse.is_contiguous());
   if (logits.device.is_cpu())
     return cpu::cross_entropy_forward(loss, lse, logits, target, ignore_index, label_smoothing);
   LOOM_ON_CUDA(
@@ -62,6 +66,10 @@ inline void cross_entropy_backward(TensorRef grad_logits, TensorRef grad_loss, d
                                    TensorRef logits, TensorRef lse, TensorRef target,
                                    int64_t ignore_index, double label_smoothing) {
   profile::Scope scope(profile::Kind::SoftmaxLoss);
+  LOOM_ASSERT(logits.dim() == 2 && logits.is_contiguous() && target.is_contiguous());
+  LOOM_ASSERT(grad_logits.sizes == logits.sizes && grad_logits.is_contiguous());
+  const int64_t M = logits.sizes[0];
+  LOOM_ASSERT(grad_loss.dim() == 1 && grad_loss.sizes[0] == M && lse.numel() == M);
   if (logits.device.is_cpu())
     return cpu::cross_entropy_backward(grad_logits, grad_loss, scale, logits, lse, target,
                                        ignore_index, label_smoothing);

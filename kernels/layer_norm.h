@@ -24,11 +24,22 @@ void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef grad_b, T
                          TensorRef x, TensorRef mean, TensorRef rstd, TensorRef w);
 }  // namespace cuda
 
+// [M, N] of a row-major tensor (the layout both backends rely on), asserted.
+inline void check_layer_norm_rows(const TensorRef& t, int64_t M, int64_t N) {
+  LOOM_ASSERT(t.dim() == 2 && t.sizes[0] == M && t.sizes[1] == N && t.is_contiguous());
+}
+
 // y = (x - mean) * rstd * w + b, with mean and rstd = 1 / sqrt(var + eps) (biased
 // variance) of each row, which are written out for the backward.
 inline void layer_norm_forward(TensorRef y, TensorRef mean, TensorRef rstd, TensorRef x,
                                TensorRef w, TensorRef b, double eps) {
   profile::Scope scope(profile::Kind::LayerNorm);
+  LOOM_ASSERT(x.dim() == 2);
+  const int64_t M = x.sizes[0], N = x.sizes[1];
+  check_layer_norm_rows(x, M, N);
+  check_layer_norm_rows(y, M, N);
+  LOOM_ASSERT(mean.numel() == M && rstd.numel() == M);
+  LOOM_ASSERT((!w.data || w.numel() == N) && (!b.data || b.numel() == N));
   if (x.device.is_cpu()) return cpu::layer_norm_forward(y, mean, rstd, x, w, b, eps);
   LOOM_ON_CUDA(cuda::layer_norm_forward(y, mean, rstd, x, w, b, eps));
 }
@@ -41,6 +52,12 @@ inline void layer_norm_backward(TensorRef grad_x, TensorRef grad_w, TensorRef gr
                                 TensorRef grad_out, TensorRef x, TensorRef mean, TensorRef rstd,
                                 TensorRef w) {
   profile::Scope scope(profile::Kind::LayerNorm);
+  LOOM_ASSERT(x.dim() == 2);
+  const int64_t M = x.sizes[0], N = x.sizes[1];
+  check_layer_norm_rows(x, M, N);
+  check_layer_norm_rows(grad_out, M, N);
+  if (grad_x.data) check_layer_norm_rows(grad_x, M, N);
+  LOOM_ASSERT(mean.numel() == M && rstd.numel() == M);
   if (x.device.is_cpu())
     return cpu::layer_norm_backward(grad_x, grad_w, grad_b, grad_out, x, mean, rstd, w);
   LOOM_ON_CUDA(cuda::layer_norm_backward(grad_x, grad_w, grad_b, grad_out, x, mean, rstd, w));
