@@ -65,6 +65,7 @@ class Id {
   Id& operator=(const Id&) = delete;
   hid_t get() const { return id_; }
   bool ok() const { return id_ >= 0; }
+  hid_t release() { return std::exchange(id_, -1); }  // the caller closes it now
 
  private:
   hid_t id_;
@@ -474,7 +475,7 @@ void Group::check_size(const std::string& name, int64_t size,
 }
 
 template <Element T>
-void Group::write(const std::string& name, const T* data, const std::vector<int64_t>& shape) {
+Dataset Group::write(const std::string& name, const T* data, const std::vector<int64_t>& shape) {
   quiet();
   const std::string path = child_path(name);
   const auto failed = [&](const std::string& why) {
@@ -490,13 +491,14 @@ void Group::write(const std::string& name, const T* data, const std::vector<int6
                        ? scalar_space()
                        : Id(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
   const Id lcpl = intermediate_groups();
-  const Id d(H5Dcreate2(id_, name.c_str(), element_type<T>().file, space.get(), lcpl.get(),
-                        H5P_DEFAULT, H5P_DEFAULT),
-             H5Dclose);
+  Id d(H5Dcreate2(id_, name.c_str(), element_type<T>().file, space.get(), lcpl.get(), H5P_DEFAULT,
+                  H5P_DEFAULT),
+       H5Dclose);
   if (!d.ok()) failed("HDF5 refused to create it" + reason());
   if (numel(shape) > 0 &&
       H5Dwrite(d.get(), element_type<T>().mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     failed("HDF5 refused the data" + reason());
+  return Dataset(d.release(), file_, path);
 }
 
 template <Element T>
@@ -517,11 +519,14 @@ void Group::write_tensor(const std::string& name, const ag::Tensor& t) {
   const std::vector<int64_t> shape = c.sizes().vec();
   switch (c.dtype()) {
     case ag::DType::F32:
-      return write(name, c.data<float>(), shape);
+      write(name, c.data<float>(), shape);
+      return;
     case ag::DType::F64:
-      return write(name, c.data<double>(), shape);
+      write(name, c.data<double>(), shape);
+      return;
     case ag::DType::I64:
-      return write(name, c.data<int64_t>(), shape);
+      write(name, c.data<int64_t>(), shape);
+      return;
     default:
       fail_at(file_, child_path(name),
               detail::cat("cannot write a ", c.dtype(), " tensor (float32, float64 or int64)"));
@@ -530,7 +535,7 @@ void Group::write_tensor(const std::string& name, const ag::Tensor& t) {
 
 #define LOOM_H5_INSTANTIATE(T)                                                              \
   template Array<T> Dataset::read<T>() const;                                               \
-  template void Group::write<T>(const std::string&, const T*, const std::vector<int64_t>&); \
+  template Dataset Group::write<T>(const std::string&, const T*, const std::vector<int64_t>&); \
   template T Group::read_scalar<T>(const std::string&) const;
 LOOM_H5_INSTANTIATE(float)
 LOOM_H5_INSTANTIATE(double)

@@ -97,18 +97,19 @@ class Group : public Object {
   void remove(const std::string& name);
 
   // Writes a new dataset of `shape` from contiguous row-major `data`; an existing one is
-  // an error (checkpoints are written to fresh files).
+  // an error (checkpoints are written to fresh files). Returns it, still open (for its
+  // attributes).
   template <Element T>
-  void write(const std::string& name, const T* data, const std::vector<int64_t>& shape);
+  Dataset write(const std::string& name, const T* data, const std::vector<int64_t>& shape);
   template <Element T>
-  void write(const std::string& name, const std::vector<T>& data,
-             const std::vector<int64_t>& shape) {
+  Dataset write(const std::string& name, const std::vector<T>& data,
+                const std::vector<int64_t>& shape) {
     check_size(name, int64_t(data.size()), shape);
-    write(name, data.data(), shape);
+    return write(name, data.data(), shape);
   }
   template <Element T>
-  void write_scalar(const std::string& name, T value) {
-    write(name, &value, {});
+  Dataset write_scalar(const std::string& name, T value) {
+    return write(name, &value, {});
   }
   // Any strides and float32 / float64 / int64; a CPU tensor. Never recorded on the tape.
   void write_tensor(const std::string& name, const ag::Tensor& t);
