@@ -23,7 +23,8 @@
 //     Prints one line `RESULT {json}`: median ms/step, target tokens/s (median over the
 //     timed steps of that step's non-pad target tokens / its time), peak RSS (getrusage
 //     ru_maxrss) before training and at the end, CPU time / wall time of the timed steps,
-//     and on cuda the peak of device memory in live tensors (the caching allocator's).
+//     on cuda the peak of device memory in live tensors (the caching allocator's), and
+//     the CPU allocator's peak of live tensor bytes and its cached (free, held) bytes.
 //     With LOOM_PROFILE=1 the time per op kind of the timed steps goes to stderr.
 //
 // Batch file layout (HDF5): root attrs format = "loom-compare-batches", recipe, model (the
@@ -252,13 +253,16 @@ int train(const std::map<std::string, std::string>& flags) {
               "\"median_ms\": %.3f, \"tok_s\": %.1f, \"mean_tok_s\": %.1f, "
               "\"peak_rss_mb\": %.1f, \"base_rss_mb\": %.1f, \"cpu_util\": %.3f, "
               "\"init_loss\": %.9g, \"init_grad_norm\": %.9g, \"last_loss\": %.6g, "
-              "\"device\": \"%s\", \"peak_gpu_mb\": %.1f}\n",
+              "\"device\": \"%s\", \"peak_gpu_mb\": %.1f, \"cpu_peak_tensor_mb\": %.1f, "
+              "\"cpu_cached_mb\": %.1f}\n",
               threads, steps, warmup, bench::median(ms), bench::median(tok_s),
               double(total_tokens) / total_s, peak_rss_mb(), base_rss, cpu_util, init_loss,
               init_grad_norm, last_loss, device_name.c_str(),
               device.is_cuda()
                   ? double(kernels::cuda::allocator_stats(0).peak_allocated_bytes) / (1 << 20)
-                  : 0.0);
+                  : 0.0,
+              double(kernels::cpu_allocator_stats().peak_allocated_bytes) / (1 << 20),
+              double(kernels::cpu_allocator_stats().cached_bytes) / (1 << 20));
   return 0;
 }
 

@@ -36,6 +36,13 @@ LOOM_HOST_DEVICE inline double philox_uniform01(uint64_t counter, uint64_t seed)
   return uniform01_from_words(c[0], c[1]);
 }
 
+// Word k (0..3) of the Philox block of one 64-bit counter (upper counter words zero).
+LOOM_HOST_DEVICE inline uint32_t philox_word(uint64_t counter, uint64_t seed, int k) {
+  uint32_t c[4] = {uint32_t(counter), uint32_t(counter >> 32), 0, 0};
+  philox4x32_rounds(c, uint32_t(seed), uint32_t(seed >> 32));
+  return c[k];
+}
+
 // A standard normal from one counter by Box-Muller: u1 in (0, 1] from words 0-1 (so the
 // log is finite), u2 from word 2.
 LOOM_HOST_DEVICE inline double philox_normal(uint64_t counter, uint64_t seed) {

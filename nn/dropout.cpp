@@ -14,4 +14,8 @@ Tensor Dropout::forward(const Tensor& x) const {
   return ag::dropout(x, p_, is_training(), *generator_);
 }
 
+Tensor Dropout::relu_forward(const Tensor& x) const {
+  return ag::relu_dropout(x, p_, is_training(), *generator_);
+}
+
 }  // namespace loom::nn

@@ -12,6 +12,8 @@ class Dropout : public Module {
  public:
   Dropout(double p, std::shared_ptr<Generator> generator);
   Tensor forward(const Tensor& x) const;
+  // forward(relu(x)), fused (ag::relu_dropout): the feed-forward block's activation.
+  Tensor relu_forward(const Tensor& x) const;
 
   double p() const { return p_; }
 

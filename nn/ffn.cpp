@@ -15,10 +15,8 @@ FeedForward::FeedForward(int64_t dim, int64_t hidden, const std::string& activat
 }
 
 Tensor FeedForward::forward(const Tensor& x) const {
-  Tensor h = fc1->forward(x);  // (..., ffn)
-  h = gelu_ ? ag::gelu(h) : ag::relu(h);
-  h = dropout_->forward(h);
-  return fc2->forward(h);
+  const Tensor h = fc1->forward(x);  // (..., ffn)
+  return fc2->forward(gelu_ ? dropout_->forward(ag::gelu(h)) : dropout_->relu_forward(h));
 }
 
 }  // namespace loom::nn

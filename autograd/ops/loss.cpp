@@ -7,7 +7,8 @@
 //   grad_x = w * (softmax(x) - (1 - eps) * onehot(t) - eps / V),
 // w = grad_out / count for "mean" (count: rows not ignored), grad_out for "sum",
 // grad_out[row] for "none"; ignored rows get 0. One fused kernel computes the row losses
-// and saves lse per row; the backward recomputes softmax from x and lse.
+// and saves lse per row; the backward recomputes softmax from x and lse (in x's memory
+// when nothing else refers to it).
 #include "autograd/ops/loss.h"
 
 #include "autograd/ops.h"
@@ -54,7 +55,12 @@ struct CrossEntropyBackward final : Node {
     grad_rows.strides = {reduction == Reduction::None ? 1 : 0};
     // count == 0 only when every row is ignored, and then no row reads the scale.
     const double scale = reduction == Reduction::Mean ? 1.0 / double(count) : 1.0;
-    Tensor grad_logits = empty_like(x);
+    // When the saved logits are the last handle on their memory (the model's output passed
+    // as a temporary, as the trainer does), the gradient overwrites them in place: the
+    // backward then holds one (M, V) tensor instead of two at its peak. The kernel reads
+    // each element before writing it.
+    const bool last_handle = x.impl_ptr().use_count() == 1 && x.storage().use_count() == 1;
+    Tensor grad_logits = last_handle ? x.detach() : empty_like(x);
     kernels::cross_entropy_backward(detail::rows_ref(grad_logits, M, V), grad_rows, scale,
                                     detail::rows_ref(x, M, V), l.ref(), target.get(name()).ref(),
                                     ignore_index, label_smoothing);

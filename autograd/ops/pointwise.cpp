@@ -69,14 +69,17 @@ namespace {
 template <class Op> struct UnaryBackward final : Node {
   const char* op_name;
   Op op;
-  SavedTensor x, y;  // the derivative reads whichever of x and y is cheaper
+  SavedTensor x, y;  // only those Op::derivative reads (Op::reads); the others stay empty
   UnaryBackward(const char* op_name, Op op, Tensor x, Tensor y)
       : op_name(op_name), op(op), x(std::move(x)), y(std::move(y)) {}
   const char* name() const override { return op_name; }
   std::vector<Tensor> backward(const Tensor& grad_out) override {
-    const Tensor& xs = x.get(op_name);
-    Tensor grad_x = empty_like(xs);
-    kernels::unary_backward(grad_x.ref(), grad_out.ref(), xs.ref(), y.get(op_name).ref(), op);
+    // An operand the derivative ignores is passed as any same-shaped tensor.
+    const Tensor& any = x.defined() ? x.get(op_name) : y.defined() ? y.get(op_name) : grad_out;
+    const Tensor& xs = x.defined() ? x.get(op_name) : any;
+    const Tensor& ys = y.defined() ? y.get(op_name) : any;
+    Tensor grad_x = empty(grad_out.sizes(), grad_out.dtype(), grad_out.device());
+    kernels::unary_backward(grad_x.ref(), grad_out.ref(), xs.ref(), ys.ref(), op);
     return {grad_x};
   }
 };
@@ -85,7 +88,10 @@ template <class Op> Tensor unary(const char* name, const Tensor& x, Op op) {
   detail::check_floating(name, x);
   Tensor y = empty(x.sizes(), x.dtype(), x.device());
   kernels::unary_forward(y.ref(), x.ref(), op);
-  record<UnaryBackward<Op>>(y, {&x}, name, op, x, y);
+  using R = kernels::DerivativeReads;
+  constexpr bool keep_x = Op::reads == R::X || Op::reads == R::Both;
+  constexpr bool keep_y = Op::reads == R::Y || Op::reads == R::Both;
+  record<UnaryBackward<Op>>(y, {&x}, name, op, keep_x ? x : Tensor(), keep_y ? y : Tensor());
   return y;
 }
 
@@ -114,29 +120,34 @@ struct AddSubBackward final : Node {
   }
 };
 
+// Each gradient reads the other operand, so an operand is saved only when the other one
+// needs a gradient (dropout-style x * mask keeps the mask alone).
 struct MulBackward final : Node {
   SavedTensor a, b;
-  MulBackward(Tensor a, Tensor b) : a(std::move(a)), b(std::move(b)) {}
+  Dims a_shape, b_shape;
+  MulBackward(Tensor a, Tensor b, Dims a_shape, Dims b_shape)
+      : a(std::move(a)), b(std::move(b)), a_shape(a_shape), b_shape(b_shape) {}
   const char* name() const override { return "mul"; }
   std::vector<Tensor> backward(const Tensor& grad_out) override {
     Tensor ga, gb;
-    if (needs_grad(0)) ga = sum_to(grad_out * b.get("mul"), a.get("mul").sizes());
-    if (needs_grad(1)) gb = sum_to(grad_out * a.get("mul"), b.get("mul").sizes());
+    if (needs_grad(0)) ga = sum_to(grad_out * b.get("mul"), a_shape);
+    if (needs_grad(1)) gb = sum_to(grad_out * a.get("mul"), b_shape);
     return {ga, gb};
   }
 };
 
-// d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+// d(a/b)/da = 1/b, d(a/b)/db = -a/b^2: a is saved only when b needs a gradient.
 struct DivBackward final : Node {
   SavedTensor a, b;
-  DivBackward(Tensor a, Tensor b) : a(std::move(a)), b(std::move(b)) {}
+  Dims a_shape;
+  DivBackward(Tensor a, Tensor b, Dims a_shape)
+      : a(std::move(a)), b(std::move(b)), a_shape(a_shape) {}
   const char* name() const override { return "div"; }
   std::vector<Tensor> backward(const Tensor& grad_out) override {
-    const Tensor& av = a.get("div");
     const Tensor& bv = b.get("div");
     Tensor ga, gb;
-    if (needs_grad(0)) ga = sum_to(grad_out / bv, av.sizes());
-    if (needs_grad(1)) gb = sum_to(neg(grad_out * av / (bv * bv)), bv.sizes());
+    if (needs_grad(0)) ga = sum_to(grad_out / bv, a_shape);
+    if (needs_grad(1)) gb = sum_to(neg(grad_out * a.get("div") / (bv * bv)), bv.sizes());
     return {ga, gb};
   }
 };
@@ -200,13 +211,14 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(kernels::BinaryOp::Mul, a, b);
-  record<MulBackward>(out, {&a, &b}, a, b);
+  record<MulBackward>(out, {&a, &b}, b.requires_grad() ? a : Tensor(),
+                      a.requires_grad() ? b : Tensor(), a.sizes(), b.sizes());
   return out;
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(kernels::BinaryOp::Div, a, b);
-  record<DivBackward>(out, {&a, &b}, a, b);
+  record<DivBackward>(out, {&a, &b}, b.requires_grad() ? a : Tensor(), b, a.sizes());
   return out;
 }
 

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/row_reduce.h"
+#include "kernels/cpu/vector_exp.h"
 #include "kernels/random.h"
 
 namespace loom::kernels::cpu {
@@ -101,32 +103,6 @@ int64_t visible_keys(const Shape& s, int64_t i, bool causal) {
   return causal ? std::clamp<int64_t>(s.S - s.T + i + 1, 0, s.S) : s.S;
 }
 
-// Row reductions over eight interleaved accumulators combined in a fixed order: one running
-// value is a chain of dependent adds, eight vectorize. The result depends on the data only
-// (not on threads or alignment).
-constexpr int kLanes = 8;
-
-template <class F>
-double lane_sum(int64_t n, F term) {
-  double acc[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += term(j + l);
-  for (; j < n; ++j) acc[0] += term(j);
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-template <class T>
-T row_max(const T* x, int64_t n) {
-  T acc[kLanes];
-  std::fill(acc, acc + kLanes, -std::numeric_limits<T>::infinity());
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
-  for (; j < n; ++j) acc[0] = x[j] > acc[0] ? x[j] : acc[0];
-  return *std::max_element(acc, acc + kLanes);
-}
-
 // Scores z (scale already applied) of one query row -> probabilities, in place: add the
 // bias, set hidden keys to -inf, then a stable softmax (sum in double). Keys from
 // `visible` on (causally hidden) get 0 without being computed. A row with no visible key
@@ -146,7 +122,7 @@ void softmax_row(T* z, int64_t S, int64_t visible, RowRef<bool> mask, RowRef<T> 
     return;
   }
   // exp in its own loop: a running sum beside the call would be spilled around it.
-  for (int64_t j = 0; j < visible; ++j) z[j] = std::exp(z[j] - m);
+  exp_shifted(z, z, m, visible);
   const double sum = lane_sum(visible, [&](int64_t j) { return double(z[j]); });
   const T inv = T(1.0 / sum);
   for (int64_t j = 0; j < visible; ++j) z[j] *= inv;

@@ -1,13 +1,15 @@
 // Fused cross-entropy over rows of [M, V] logits (see kernels/cross_entropy.h). Targets
 // are validated in one serial pass before any thread starts (an exception must not leave
 // an OpenMP region); then threads split rows, each row computed the same way whatever the
-// thread count. Row sums (exp, and the logits for label smoothing) accumulate in double.
+// thread count. Row sums (exp, and the logits for label smoothing) accumulate in double,
+// in lane_sum's fixed order.
 #include "kernels/cross_entropy.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/vector_exp.h"
 
 namespace loom::kernels::cpu {
 namespace {
@@ -34,14 +36,11 @@ void forward_rows(T* loss, T* lse, const T* x, const I* target, int64_t M, int64
         continue;
       }
       const T* xr = x + r * V;
-      const T m = *std::max_element(xr, xr + V);
-      double s = 0;
-      for (int64_t v = 0; v < V; ++v) s += double(std::exp(xr[v] - m));
-      const double l = double(m) + std::log(s);
+      const T m = row_max(xr, V);
+      const double l = double(m) + std::log(sum_exp_shifted(xr, m, V));
       double smooth = 0;  // eps * (lse - mean_v x_v)
       if (eps != 0) {
-        double sx = 0;
-        for (int64_t v = 0; v < V; ++v) sx += double(xr[v]);
+        const double sx = lane_sum(V, [&](int64_t v) { return double(xr[v]); });
         smooth = eps * (l - sx / double(V));
       }
       loss[r] = T((1 - eps) * (l - double(xr[t])) + smooth);
@@ -65,7 +64,8 @@ void backward_rows(T* gx, const T* grad_loss, int64_t grad_stride, double scale,
       const T* xr = x + r * V;
       const T w = T(scale * double(grad_loss[r * grad_stride]));
       const T l = lse[r], off = T(eps / double(V));
-      for (int64_t v = 0; v < V; ++v) gr[v] = w * (std::exp(xr[v] - l) - off);
+      exp_shifted(gr, xr, l, V);  // gr may be xr (the backward reuses the logits' memory)
+      for (int64_t v = 0; v < V; ++v) gr[v] = w * (gr[v] - off);
       gr[t] -= w * T(1 - eps);
     }
   });

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/vector_exp.h"
 
 namespace loom::kernels::cpu {
 namespace {
@@ -31,12 +32,13 @@ template <class T> void forward_rows(T* y, const T* x, Rows r, bool log) {
       const T* xi = x + i * r.len;
       T* yi = y + i * r.len;
       // A row of all -inf gives (-inf) - (-inf) = nan everywhere, as in PyTorch.
-      const T m = *std::max_element(xi, xi + r.len);
+      const T m = row_max(xi, r.len);
       double s = 0;
-      for (int64_t j = 0; j < r.len; ++j) {
-        const T e = std::exp(xi[j] - m);
-        if (!log) yi[j] = e;
-        s += double(e);
+      if (log) {
+        s = sum_exp_shifted(xi, m, r.len);
+      } else {
+        exp_shifted(yi, xi, m, r.len);
+        s = lane_sum(r.len, [&](int64_t j) { return double(yi[j]); });
       }
       if (log) {
         const T lse = m + T(std::log(s));
@@ -55,14 +57,13 @@ template <class T> void backward_rows(T* gx, const T* g, const T* y, Rows r, boo
       const T* gi = g + i * r.len;
       const T* yi = y + i * r.len;
       T* gxi = gx + i * r.len;
-      double acc = 0;  // log: sum(g); softmax: sum(g * y)
-      if (log) {
-        for (int64_t j = 0; j < r.len; ++j) acc += double(gi[j]);
-        const T s = T(acc);
-        for (int64_t j = 0; j < r.len; ++j) gxi[j] = gi[j] - std::exp(yi[j]) * s;
+      if (log) {  // sum(g)
+        const T s = T(lane_sum(r.len, [&](int64_t j) { return double(gi[j]); }));
+        exp_shifted(gxi, yi, T(0), r.len);  // softmax = exp(log_softmax)
+        for (int64_t j = 0; j < r.len; ++j) gxi[j] = gi[j] - gxi[j] * s;
       } else {
-        for (int64_t j = 0; j < r.len; ++j) acc += double(gi[j]) * double(yi[j]);
-        const T dot = T(acc);
+        const T dot =
+            T(lane_sum(r.len, [&](int64_t j) { return double(gi[j]) * double(yi[j]); }));
         for (int64_t j = 0; j < r.len; ++j) gxi[j] = yi[j] * (gi[j] - dot);
       }
     }

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/op_spec.h"
+#include "kernels/random.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -45,7 +46,12 @@ Tensor composite(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
   if (opt.mask.defined()) z = where(opt.mask, z, neg_inf);
   if (opt.causal) z = where(causal_mask(T, S), z, neg_inf);
   Tensor p = softmax(z, -1);
-  if (opt.dropout_p > 0) p = dropout(p, opt.dropout_p, true, *opt.generator);
+  if (opt.dropout_p > 0) {  // p * fill_bernoulli's mask: the stream the fused kernel draws
+    Tensor mask = empty(p.sizes(), p.dtype());
+    kernels::fill_bernoulli(mask.ref(), *opt.generator, 1.0 - opt.dropout_p,
+                            1.0 / (1.0 - opt.dropout_p));
+    p = p * mask;
+  }
   return matmul(p, repeat_heads(v, G));
 }
 

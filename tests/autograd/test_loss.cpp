@@ -112,6 +112,24 @@ TEST_CASE("cross_entropy: gradient is (softmax - onehot) / count, 0 on ignored r
   }
 }
 
+TEST_CASE("cross_entropy: the gradient reuses the logits' memory only when nothing else holds it") {
+  Generator gen(31);
+  const Tensor h0 = rand({6, 5}, gen);
+  const Tensor w = rand({5, 40}, gen);
+  const Tensor t = from_vector<int64_t>({3, 0, -100, 39, 7, 7}, {6});
+  // Held: the caller's logits must read the same after backward.
+  const Tensor h1 = h0.clone().set_requires_grad();
+  const Tensor held = matmul(h1, w);
+  const std::vector<float> before = held.to_vector<float>();
+  cross_entropy(held, t, -100, 0.1).backward();
+  CHECK(held.to_vector<float>() == before);
+  // A temporary, as the trainer passes the model's output: its memory takes the gradient,
+  // which must be the same.
+  const Tensor h2 = h0.clone().set_requires_grad();
+  cross_entropy(matmul(h2, w), t, -100, 0.1).backward();
+  CHECK(max_abs_diff(h2.grad(), h1.grad()) == 0);
+}
+
 TEST_CASE("cross_entropy: every row ignored gives NaN for mean (as PyTorch), 0 for sum") {
   Tensor x = ones({2, 3}, DType::F64).set_requires_grad();
   const Tensor t = full({2}, -100.0, DType::I64);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/op_spec.h"
+#include "kernels/storage.h"
 
 namespace loom::test {
 namespace {
@@ -128,6 +129,28 @@ TEST_CASE("comparisons, where and masked_fill") {
              return masked_fill(in[0], mask, -3.0);
            }};
   check_op(m);
+}
+
+TEST_CASE("ops save only what their backward reads: relu its output, x * c and x * mask "
+          "nothing of x") {
+  const int64_t n = 4096, bytes = n * 4;
+  auto allocated = [] { return int64_t(kernels::cpu_allocator_stats().allocated_bytes); };
+  Generator gen(4);
+  Tensor x = rand({n}, gen) * 2.0 - 1.0;  // U[-1, 1)
+  x.set_requires_grad();
+  const Tensor mask = rand({n}, gen);  // needs no gradient
+  Tensor h = x * 3.0;                  // non-leaf: alive only while something keeps it
+  Tensor r = relu(h);                  // keeps r, not h
+  Tensor h2 = r * 2.0;
+  Tensor m = h2 * mask;                // keeps mask, not h2
+  const int64_t live = allocated();
+  h = Tensor();
+  h2 = Tensor();
+  CHECK(live - allocated() == 2 * bytes);
+  sum(m).backward();
+  NoGrad no_grad;  // d/dx = 3 * relu'(3x) * 2 * mask
+  const Tensor expected = where(gt(x, zeros({})), mask * 2.0 * 3.0, zeros({}));
+  CHECK(max_abs_diff(x.grad(), expected) == 0);
 }
 
 TEST_CASE("pointwise errors name the op and the operands") {

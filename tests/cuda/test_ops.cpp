@@ -206,6 +206,27 @@ TEST_CASE("cuda: random fills and dropout masks equal the CPU's") {
   CHECK(bitwise_equal(ag::dropout(x.to(gpu()), 0.4, true, g), ag::dropout(x, 0.4, true, h)));
 }
 
+TEST_CASE("cuda: fused dropout and relu_dropout (partial keep word, strided, bf16) equal the CPU's") {
+  auto f = [](const Tensors& t) {
+    kernels::Generator gen(17, 5);
+    return ag::dropout(t[0], 0.3, true, gen);
+  };
+  compare_devices(f, {random({1013}, 46)}, 0.0);  // forward and gradient bit for bit
+  compare_devices(f, {random({29, 37}, 47).transpose(0, 1)}, 0.0);
+  auto relu_f = [](const Tensors& t) {
+    kernels::Generator gen(18, 3);
+    return ag::relu_dropout(t[0], 0.3, true, gen);
+  };
+  compare_devices(relu_f, {random({1013}, 49)}, 0.0);
+  compare_devices(relu_f, {random({29, 37}, 50).transpose(0, 1)}, 0.0);
+  // bf16 has no CPU kernel: the GPU's bf16 dropout against its own f32 run, rounded.
+  kernels::Generator a(8), b(8);
+  const Tensor x = random({77, 33}, 48, DType::F32, -1, 1, false).to(gpu());
+  const Tensor y16 = ag::dropout(x.to(DType::BF16), 0.5, true, a).to(DType::F32);
+  const Tensor y32 = ag::dropout(x.to(DType::BF16).to(DType::F32), 0.5, true, b);
+  CHECK(bitwise_equal(y16, y32.to(DType::BF16).to(DType::F32)));
+}
+
 TEST_CASE("cuda: float64 gradient checks on the GPU") {
   auto on_gpu = [](Tensors xs) {
     for (Tensor& x : xs) {

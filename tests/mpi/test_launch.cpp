@@ -271,8 +271,9 @@ TEST_CASE("mpi launch: SIGTERM to mpirun saves once on rank 0, stops every rank,
   test::make_tiny_corpus(tmp.path, 200, 4, 4);
   // Open MPI's mpirun passes the SIGTERM on to the ranks after odls_base_sigkill_timeout
   // (1 s) and kills them 1 s later: the ranks must still be training then (n steps take
-  // several seconds), and finish the step and the save within that second.
-  const int64_t n = 600;
+  // several seconds: 600 steps took 1.5 s once dropout and the loss got faster), and finish
+  // the step and the save within that second.
+  const int64_t n = 2000;
   const std::string recipe = tmp.write("r.toml", recipe_text(tmp.path, n, 1, 1000, kModel, 20));
   const fs::path out = tmp.path / "killed";
   test::ChildProcess job(mpirun(2) + loom_train(recipe, out), kEnv,

@@ -1,0 +1,128 @@
+#include "kernels/dropout.h"
+
+#include <algorithm>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "kernels/cpu/common.h"
+
+namespace loom::kernels::cpu {
+namespace {
+
+// y[j] = v[j] * (kept ? on : off) for j < m, v = relu ? relu(x) : x, kept = draws[j] <
+// threshold; returns the keep bits, bit j of words[j / 32]. The float AVX-512 form computes
+// the same values 16 at a time: max(x, 0) is x > 0 ? x : 0 for every x, NaN and -0 included.
+template <class T>
+void apply(T* y, const T* x, const uint32_t* draws, int64_t m, uint64_t threshold, T on,
+           bool relu, uint32_t* words) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512 zero = _mm512_setzero_ps(), scale = _mm512_set1_ps(on);
+    const bool keep_all = threshold > 0xffffffffu;
+    const __m512i limit = _mm512_set1_epi32(int(uint32_t(keep_all ? 0 : threshold)));
+    for (int64_t j = 0; j < m; j += 16) {
+      const __mmask16 live = m - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (m - j)) - 1);
+      const __m512i d = _mm512_maskz_loadu_epi32(live, draws + j);
+      const __mmask16 kept = keep_all ? live : _mm512_mask_cmplt_epu32_mask(live, d, limit);
+      __m512 v = _mm512_maskz_loadu_ps(live, x + j);
+      if (relu) v = _mm512_max_ps(v, zero);
+      _mm512_mask_storeu_ps(y + j, live, _mm512_mul_ps(v, _mm512_mask_blend_ps(kept, zero, scale)));
+      words[j / 32] |= uint32_t(kept) << (j % 32);
+    }
+    return;
+  }
+#endif
+  for (int64_t j = 0; j < m; ++j) {
+    const bool kept = draws[j] < threshold;
+    words[j / 32] |= uint32_t(kept) << (j % 32);
+    const T v = relu ? (x[j] > T(0) ? x[j] : T(0)) : x[j];
+    y[j] = v * (kept ? on : T(0));
+  }
+}
+
+// gx[j] = gy[j] * (bit j of word ? on : 0), j < m <= 32.
+template <class T> void unmask(T* gx, const T* gy, uint32_t word, int64_t m, T on) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512 zero = _mm512_setzero_ps(), scale = _mm512_set1_ps(on);
+    for (int64_t j = 0; j < m; j += 16) {
+      const __mmask16 live = m - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (m - j)) - 1);
+      const __mmask16 kept = __mmask16(word >> j) & live;
+      const __m512 g = _mm512_maskz_loadu_ps(live, gy + j);
+      _mm512_mask_storeu_ps(gx + j, live, _mm512_mul_ps(g, _mm512_mask_blend_ps(kept, zero, scale)));
+    }
+    return;
+  }
+#endif
+  for (int64_t j = 0; j < m; ++j) gx[j] = gy[j] * ((word >> j) & 1u ? on : T(0));
+}
+
+}  // namespace
+
+// Four keep words (128 elements, 32 Philox blocks: one batch of philox_words) at a time.
+void dropout_forward(TensorRef y, TensorRef keep, TensorRef x, uint64_t seed, uint64_t first,
+                     uint64_t threshold, double scale, bool relu) {
+  constexpr int64_t kWords = 4;
+  const int64_t n = x.numel();
+  uint32_t* bits = reinterpret_cast<uint32_t*>(keep.ptr<int32_t>());
+  dispatch_floating(x.dtype, "dropout", [&]<class T>() {
+    const T* xp = x.ptr<T>();
+    T* yp = y.ptr<T>();
+    const T on = static_cast<T>(scale);
+    parallel_for(dropout_mask_words(n), 32 * 4, [&](int64_t word_begin, int64_t word_end) {
+      uint32_t draws[32 * kWords];
+      for (int64_t w = word_begin; w < word_end; w += kWords) {
+        const int64_t i0 = w * 32;
+        const int64_t m = std::min({32 * kWords, n - i0, (word_end - w) * 32});
+        philox_words(draws, (m + 3) / 4, first + uint64_t(i0 / 4), seed);
+        uint32_t words[kWords] = {};
+        apply(yp + i0, xp + i0, draws, m, threshold, on, relu, words);
+        if (bits)
+          for (int64_t k = 0; k < kWords && 32 * k < m; ++k) bits[w + k] = words[k];
+      }
+    });
+  });
+}
+
+void dropout_backward(TensorRef grad_x, TensorRef grad_y, TensorRef keep, double scale) {
+  const int64_t n = grad_y.numel();
+  const uint32_t* bits = reinterpret_cast<const uint32_t*>(keep.ptr<int32_t>());
+  dispatch_floating(grad_y.dtype, "dropout backward", [&]<class T>() {
+    const T* gy = grad_y.ptr<T>();
+    T* gx = grad_x.ptr<T>();
+    const T on = static_cast<T>(scale);
+    parallel_for(dropout_mask_words(n), 32, [&](int64_t word_begin, int64_t word_end) {
+      for (int64_t w = word_begin; w < word_end; ++w) {
+        const int64_t i0 = w * 32;
+        unmask(gx + i0, gy + i0, bits[w], std::min<int64_t>(32, n - i0), on);
+      }
+    });
+  });
+}
+
+void relu_dropout_backward(TensorRef grad_x, TensorRef grad_y, TensorRef y, double scale) {
+  dispatch_floating(y.dtype, "relu_dropout backward", [&]<class T>() {
+    const T* gy = grad_y.ptr<T>();
+    const T* yp = y.ptr<T>();
+    T* gx = grad_x.ptr<T>();
+    const T on = static_cast<T>(scale), off = static_cast<T>(0.0);
+    parallel_for(y.numel(), 2, [&](int64_t begin, int64_t end) {
+      int64_t i = begin;
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        const __m512 zero = _mm512_setzero_ps(), scale = _mm512_set1_ps(on);
+        for (; i + 16 <= end; i += 16) {
+          const __mmask16 pass = _mm512_cmp_ps_mask(_mm512_loadu_ps(yp + i), zero, _CMP_GT_OQ);
+          _mm512_storeu_ps(gx + i, _mm512_mul_ps(_mm512_loadu_ps(gy + i),
+                                                 _mm512_mask_blend_ps(pass, zero, scale)));
+        }
+      }
+#endif
+      for (; i < end; ++i) gx[i] = gy[i] * (yp[i] > T(0) ? on : off);
+    });
+  });
+}
+
+}  // namespace loom::kernels::cpu
