@@ -18,6 +18,7 @@ Prints one line `RESULT {json}` with the fields loom prints. --profile: torch.pr
 table of the timed steps on stderr.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -81,7 +82,10 @@ def main():
     dev = torch.device(args.device)
     model.to(dev)
     batches = [(s.to(dev), ti.to(dev), to.to(dev), n) for s, ti, to, n in batches]
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.amp == "bf16")
+    # Only built when asked for: torch 1.13 (Debian, CPU only) fails constructing a cuda
+    # autocast even when disabled.
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if args.amp == "bf16"
+                else contextlib.nullcontext())
 
     def sync():
         if dev.type == "cuda":
