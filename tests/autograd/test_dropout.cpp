@@ -106,6 +106,15 @@ TEST_CASE("dropout keeps one bit per element for the backward, not its input or 
   CHECK(max_abs_diff(x.grad(), expected) == 0);
 }
 
+TEST_CASE("relu_dropout: gradient check (fixed mask: the generator is re-seeded per call)") {
+  OpSpec spec{.name = "relu_dropout", .shapes = {{5, 7}},
+              .op = [](const Tensors& in) {
+                Generator gen(6);
+                return relu_dropout(in[0], 0.4, true, gen) * in[0];
+              }};
+  check_op(spec);
+}
+
 TEST_CASE("relu_dropout equals dropout(relu(x)) bit for bit and keeps only its output") {
   Generator init(22);
   // Zeros included (relu'(0) = 0 on both sides); the transpose makes x strided.
