@@ -58,15 +58,21 @@ inline void check_dropout_operands(TensorRef a, TensorRef b, TensorRef keep) {
   LOOM_ASSERT(keep.device == a.device);
 }
 
-inline void dropout_forward(TensorRef y, TensorRef keep, TensorRef x, Generator& gen,
-                            double keep_prob, double scale) {
+// Takes the counters from gen and calls the backend (both forwards).
+inline void draw_dropout(TensorRef y, TensorRef keep, TensorRef x, Generator& gen,
+                         double keep_prob, double scale, bool relu) {
   profile::Scope scope(profile::Kind::Random);
-  check_dropout_operands(y, x, keep);
   const uint64_t first = gen.take(dropout_counters(x.numel()));
   const uint64_t threshold = keep_threshold(keep_prob);
   if (x.device.is_cpu())
-    return cpu::dropout_forward(y, keep, x, gen.seed, first, threshold, scale, false);
-  LOOM_ON_CUDA(cuda::dropout_forward(y, keep, x, gen.seed, first, threshold, scale, false));
+    return cpu::dropout_forward(y, keep, x, gen.seed, first, threshold, scale, relu);
+  LOOM_ON_CUDA(cuda::dropout_forward(y, keep, x, gen.seed, first, threshold, scale, relu));
+}
+
+inline void dropout_forward(TensorRef y, TensorRef keep, TensorRef x, Generator& gen,
+                            double keep_prob, double scale) {
+  check_dropout_operands(y, x, keep);
+  draw_dropout(y, keep, x, gen, keep_prob, scale, false);
 }
 
 inline void dropout_backward(TensorRef grad_x, TensorRef grad_y, TensorRef keep, double scale) {
@@ -79,16 +85,11 @@ inline void dropout_backward(TensorRef grad_x, TensorRef grad_y, TensorRef keep,
 // y = relu(x) * m (x, y contiguous, same size and dtype); takes dropout_counters(n) from gen.
 inline void relu_dropout_forward(TensorRef y, TensorRef x, Generator& gen, double keep_prob,
                                  double scale) {
-  profile::Scope scope(profile::Kind::Random);
   LOOM_ASSERT(x.is_contiguous() && y.is_contiguous() && x.numel() == y.numel());
   LOOM_ASSERT(x.dtype == y.dtype && x.device == y.device);
-  const uint64_t first = gen.take(dropout_counters(x.numel()));
-  const uint64_t threshold = keep_threshold(keep_prob);
   TensorRef no_bits = x;
   no_bits.data = nullptr;
-  if (x.device.is_cpu())
-    return cpu::dropout_forward(y, no_bits, x, gen.seed, first, threshold, scale, true);
-  LOOM_ON_CUDA(cuda::dropout_forward(y, no_bits, x, gen.seed, first, threshold, scale, true));
+  draw_dropout(y, no_bits, x, gen, keep_prob, scale, true);
 }
 
 // grad_x = grad_y * (y > 0 ? scale : 0); all contiguous, same size.
