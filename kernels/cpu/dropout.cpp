@@ -14,24 +14,32 @@
 namespace loom::kernels::cpu {
 namespace {
 
-// y[j] = v[j] * (kept ? on : off) for j < m, v = relu ? relu(x) : x, kept = draws[j] <
-// threshold; returns the keep bits, bit j of words[j / 32]. The float AVX-512 form computes
-// the same values 16 at a time: max(x, 0) is x > 0 ? x : 0 for every x, NaN and -0 included.
+// The AVX-512 mask of the first min(16, left) lanes.
+#if defined(__AVX512F__)
+inline __mmask16 live_lanes(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+}
+#endif
+
+// y[j] = v[j] * (kept ? on : 0) for j < m, v = relu ? relu(x) : x, kept = draws[j] <
+// threshold; ORs the keep bits into words (bit j of words[j / 32]). The float AVX-512 form
+// computes the same values 16 at a time: max(x, 0) is x > 0 ? x : 0 for every x, NaN and -0
+// included.
 template <class T>
 void apply(T* y, const T* x, const uint32_t* draws, int64_t m, uint64_t threshold, T on,
            bool relu, uint32_t* words) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    const __m512 zero = _mm512_setzero_ps(), scale = _mm512_set1_ps(on);
+    const __m512 zero = _mm512_setzero_ps(), on_v = _mm512_set1_ps(on);
     const bool keep_all = threshold > 0xffffffffu;
     const __m512i limit = _mm512_set1_epi32(int(uint32_t(keep_all ? 0 : threshold)));
     for (int64_t j = 0; j < m; j += 16) {
-      const __mmask16 live = m - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (m - j)) - 1);
+      const __mmask16 live = live_lanes(m - j);
       const __m512i d = _mm512_maskz_loadu_epi32(live, draws + j);
       const __mmask16 kept = keep_all ? live : _mm512_mask_cmplt_epu32_mask(live, d, limit);
       __m512 v = _mm512_maskz_loadu_ps(live, x + j);
       if (relu) v = _mm512_max_ps(v, zero);
-      _mm512_mask_storeu_ps(y + j, live, _mm512_mul_ps(v, _mm512_mask_blend_ps(kept, zero, scale)));
+      _mm512_mask_storeu_ps(y + j, live, _mm512_mul_ps(v, _mm512_mask_blend_ps(kept, zero, on_v)));
       words[j / 32] |= uint32_t(kept) << (j % 32);
     }
     return;
@@ -49,12 +57,12 @@ void apply(T* y, const T* x, const uint32_t* draws, int64_t m, uint64_t threshol
 template <class T> void unmask(T* gx, const T* gy, uint32_t word, int64_t m, T on) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    const __m512 zero = _mm512_setzero_ps(), scale = _mm512_set1_ps(on);
+    const __m512 zero = _mm512_setzero_ps(), on_v = _mm512_set1_ps(on);
     for (int64_t j = 0; j < m; j += 16) {
-      const __mmask16 live = m - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (m - j)) - 1);
+      const __mmask16 live = live_lanes(m - j);
       const __mmask16 kept = __mmask16(word >> j) & live;
       const __m512 g = _mm512_maskz_loadu_ps(live, gy + j);
-      _mm512_mask_storeu_ps(gx + j, live, _mm512_mul_ps(g, _mm512_mask_blend_ps(kept, zero, scale)));
+      _mm512_mask_storeu_ps(gx + j, live, _mm512_mul_ps(g, _mm512_mask_blend_ps(kept, zero, on_v)));
     }
     return;
   }
@@ -115,11 +123,11 @@ void relu_dropout_backward(TensorRef grad_x, TensorRef grad_y, TensorRef y, doub
       int64_t i = begin;
 #if defined(__AVX512F__)
       if constexpr (std::is_same_v<T, float>) {
-        const __m512 zero = _mm512_setzero_ps(), scale = _mm512_set1_ps(on);
+        const __m512 zero = _mm512_setzero_ps(), on_v = _mm512_set1_ps(on);
         for (; i + 16 <= end; i += 16) {
           const __mmask16 pass = _mm512_cmp_ps_mask(_mm512_loadu_ps(yp + i), zero, _CMP_GT_OQ);
           _mm512_storeu_ps(gx + i, _mm512_mul_ps(_mm512_loadu_ps(gy + i),
-                                                 _mm512_mask_blend_ps(pass, zero, scale)));
+                                                 _mm512_mask_blend_ps(pass, zero, on_v)));
         }
       }
 #endif
