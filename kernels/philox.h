@@ -10,16 +10,18 @@
 
 namespace loom::kernels {
 
+// Philox4x32 multipliers and Weyl key increments (Salmon et al.).
+constexpr uint32_t kPhiloxM0 = 0xD2511F53u, kPhiloxM1 = 0xCD9E8D57u;
+constexpr uint32_t kPhiloxW0 = 0x9E3779B9u, kPhiloxW1 = 0xBB67AE85u;
+
 // Ten rounds on counter c (four words) under key (k0, k1), in place.
 LOOM_HOST_DEVICE inline void philox4x32_rounds(uint32_t (&c)[4], uint32_t k0, uint32_t k1) {
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;  // multipliers (Salmon et al.)
-  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;  // Weyl key increments
   for (int round = 0; round < 10; ++round) {
-    const uint64_t p0 = uint64_t(kM0) * c[0], p1 = uint64_t(kM1) * c[2];
+    const uint64_t p0 = uint64_t(kPhiloxM0) * c[0], p1 = uint64_t(kPhiloxM1) * c[2];
     const uint32_t n0 = uint32_t(p1 >> 32) ^ c[1] ^ k0, n1 = uint32_t(p1);
     const uint32_t n2 = uint32_t(p0 >> 32) ^ c[3] ^ k1, n3 = uint32_t(p0);
     c[0] = n0, c[1] = n1, c[2] = n2, c[3] = n3;
-    k0 += kW0, k1 += kW1;
+    k0 += kPhiloxW0, k1 += kPhiloxW1;
   }
 }
 

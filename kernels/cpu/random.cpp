@@ -17,7 +17,6 @@ namespace loom::kernels {
 namespace {
 
 constexpr int kLanes = 32;  // Philox blocks per batch
-constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u, kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
 
 // The ten rounds on 32 blocks at once; c[k][l] = word k of block l, in place.
 #if defined(__AVX512F__)
@@ -35,7 +34,7 @@ void philox_rounds(uint32_t (&c)[4][kLanes], uint64_t seed) {
   __m512i w[2][4];
   for (int v = 0; v < 2; ++v)
     for (int k = 0; k < 4; ++k) w[v][k] = _mm512_loadu_si512(&c[k][16 * v]);
-  const __m512i m0 = _mm512_set1_epi32(int(kM0)), m1 = _mm512_set1_epi32(int(kM1));
+  const __m512i m0 = _mm512_set1_epi32(int(kPhiloxM0)), m1 = _mm512_set1_epi32(int(kPhiloxM1));
   uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
   for (int round = 0; round < 10; ++round) {
     const __m512i key0 = _mm512_set1_epi32(int(k0)), key1 = _mm512_set1_epi32(int(k1));
@@ -47,21 +46,17 @@ void philox_rounds(uint32_t (&c)[4][kLanes], uint64_t seed) {
       const __m512i n2 = _mm512_xor_si512(_mm512_xor_si512(hi0, w[v][3]), key1);
       w[v][0] = n0, w[v][1] = lo1, w[v][2] = n2, w[v][3] = lo0;
     }
-    k0 += kW0, k1 += kW1;
+    k0 += kPhiloxW0, k1 += kPhiloxW1;
   }
   for (int v = 0; v < 2; ++v)
     for (int k = 0; k < 4; ++k) _mm512_storeu_si512(&c[k][16 * v], w[v][k]);
 }
 #else
 void philox_rounds(uint32_t (&c)[4][kLanes], uint64_t seed) {
-  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
-    for (int l = 0; l < kLanes; ++l) {
-      const uint64_t p0 = uint64_t(kM0) * c[0][l], p1 = uint64_t(kM1) * c[2][l];
-      const uint32_t n0 = uint32_t(p1 >> 32) ^ c[1][l] ^ k0, n2 = uint32_t(p0 >> 32) ^ c[3][l] ^ k1;
-      c[1][l] = uint32_t(p1), c[3][l] = uint32_t(p0), c[0][l] = n0, c[2][l] = n2;
-    }
-    k0 += kW0, k1 += kW1;
+  for (int l = 0; l < kLanes; ++l) {
+    uint32_t w[4] = {c[0][l], c[1][l], c[2][l], c[3][l]};
+    philox4x32_rounds(w, uint32_t(seed), uint32_t(seed >> 32));
+    for (int k = 0; k < 4; ++k) c[k][l] = w[k];
   }
 }
 #endif
