@@ -420,9 +420,11 @@ std::ofstream open_out(const fs::path& p) {
 
 PrepareReport prepare_bible(const BibleOptions& options, std::ostream& log) {
   using clock = std::chrono::steady_clock;
-  LOOM_CHECK(options.doc_min_verses >= 1 && options.doc_max_verses >= options.doc_min_verses,
-             "prepare bible: document sizes ", options.doc_min_verses, "..", options.doc_max_verses,
-             ": need 1 <= min <= max");
+  LOOM_CHECK(options.doc_min_verses >= 1 && options.doc_max_verses >= options.doc_min_verses &&
+                 options.doc_max_train_verses >= options.doc_min_verses,
+             "prepare bible: document sizes ", options.doc_min_verses, "..",
+             options.doc_max_train_verses, " (train), ", options.doc_min_verses, "..",
+             options.doc_max_verses, " (dev, test): need 1 <= min <= max");
   const auto t0 = clock::now();
   StagingDir stage(options.out_dir);
   const auto source =
@@ -480,10 +482,12 @@ PrepareReport prepare_bible(const BibleOptions& options, std::ostream& log) {
       docs[s][e] = open_out(stage.file(names.back()));
     }
   // pairs[b, e) are consecutive verses: cut them into near-equal documents of at most
-  // doc_max_verses (none when fewer than doc_min_verses).
+  // doc_max_train_verses or doc_max_verses (none when fewer than doc_min_verses).
   auto write_docs = [&](long b, long e, int s) {
     if (e - b < options.doc_min_verses) return;
-    const long parts = (e - b + options.doc_max_verses - 1) / options.doc_max_verses;
+    const long most = s == static_cast<int>(Split::train) ? options.doc_max_train_verses
+                                                          : options.doc_max_verses;
+    const long parts = (e - b + most - 1) / most;
     for (long p = 0, first = b; p < parts; ++p) {
       const long last = b + (e - b) * (p + 1) / parts;
       for (long i = first; i < last; ++i) {

@@ -30,7 +30,12 @@ struct BibleOptions {
   std::string mod2imp = "mod2imp";             // the SWORD dump tool (package libsword-utils)
   std::string source_module = "engWEB2015eb";  // package sword-text-web
   std::string target_module = "spaRV1909eb";   // package sword-text-sparv
-  int doc_min_verses = 4;                      // document-level set: runs of 4..64 verses
+  // Document-level set: runs of consecutive verses of one chapter, doc_min_verses at least.
+  // Training documents hold at most doc_max_train_verses (12 verses: about 128-512 tokens, the
+  // length a long-context fine-tune trains on); dev and test ones up to doc_max_verses, so that
+  // an evaluation reaches past the fine-tuned length (up to about 2000 tokens).
+  int doc_min_verses = 4;
+  int doc_max_train_verses = 12;
   int doc_max_verses = 64;
   double held_out = 0.015;  // fraction of chapters for dev, and again for test
 };

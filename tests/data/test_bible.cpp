@@ -261,6 +261,8 @@ TEST_CASE("bible: prepare_bible end to end with a stand-in mod2imp") {
   opt.target_module = "spa";
   opt.vocab = 70;
   opt.held_out = 0.05;
+  opt.doc_max_train_verses = 5;  // chapters hold 3..11 verses: both limits cut some
+  opt.doc_max_verses = 8;
   std::ostringstream log;
   const PrepareReport r = prepare_bible(opt, log);
   INFO(log.str());
@@ -272,6 +274,10 @@ TEST_CASE("bible: prepare_bible end to end with a stand-in mod2imp") {
   CHECK(r.verses[1] > 0);
   CHECK(r.verses[2] > 0);
   CHECK(!has_staging_dir(dir.path / "out"));
+  BibleOptions too_small = opt;
+  too_small.doc_max_train_verses = 3;  // below doc_min_verses 4
+  CHECK_THROWS_WITH_AS(prepare_bible(too_small, log), doctest::Contains("document sizes 4..3 (train)"),
+                       loom::Error);
 
   std::size_t total = 0;
   for (const char* split : {"train", "dev", "test"}) {
@@ -289,6 +295,10 @@ TEST_CASE("bible: prepare_bible end to end with a stand-in mod2imp") {
       const std::string first = line.substr(0, dash), last = line.substr(dash + 1);
       CHECK(first.substr(0, first.find(':')) == last.substr(0, last.find(':')));  // one chapter
       CHECK(std::find(ref.begin(), ref.end(), first) != ref.end());
+      const int verses = std::stoi(last.substr(last.find(':') + 1)) -
+                         std::stoi(first.substr(first.find(':') + 1)) + 1;
+      CHECK(verses >= 1);
+      CHECK(verses <= (std::string(split) == "train" ? 5 : 8));
     }
   }
   CHECK(total == r.verses[0] + r.verses[1] + r.verses[2]);
