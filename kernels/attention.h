@@ -35,6 +35,15 @@ struct AttentionParams {
   double dropout_p = 0.0;  // probability of dropping an attention weight; 0: no dropout
   uint64_t seed = 0;       // dropout stream (see above)
   uint64_t offset = 0;
+  // Sliding window (FlashAttention's window_size): query i, at end-aligned position
+  // i' = S - T + i, sees key j only when i' - window_left <= j <= i' + window_right (and
+  // the causal rule and mask allow it). Both are >= 0 when windowed, -1 (both) otherwise.
+  // Windowed, probs is banded: (B, H, T, window_left + window_right + 1), column c of row
+  // i holding key j = i' - window_left + c (0 where no such key is visible), and the work
+  // grows with T * (window_left + window_right + 1), not T * S.
+  int64_t window_left = -1, window_right = -1;
+  bool windowed() const { return window_left >= 0; }
+  int64_t band() const { return window_left + window_right + 1; }
 };
 
 namespace cpu {
@@ -43,6 +52,13 @@ void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k,
 void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v, TensorRef grad_out,
                         TensorRef q, TensorRef k, TensorRef v, TensorRef probs,
                         const AttentionParams& p);
+// The windowed kernels (kernels/cpu/window_attention.cpp): p.windowed(), banded probs.
+void window_attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k,
+                              TensorRef v, TensorRef mask, TensorRef bias,
+                              const AttentionParams& p);
+void window_attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v,
+                               TensorRef grad_out, TensorRef q, TensorRef k, TensorRef v,
+                               TensorRef probs, const AttentionParams& p);
 }  // namespace cpu
 
 namespace cuda {
@@ -76,10 +92,15 @@ inline void attention_forward(TensorRef out, TensorRef probs, TensorRef q, Tenso
   check_attention_operands(q, k, v);
   LOOM_ASSERT(out.sizes == q.sizes && out.is_contiguous() && out.dtype == q.dtype);
   const Dims scores{q.sizes[0], q.sizes[1], q.sizes[2], k.sizes[2]};
-  LOOM_ASSERT(!probs.data || (probs.sizes == scores && probs.is_contiguous()));
+  const Dims saved{scores[0], scores[1], scores[2], p.windowed() ? p.band() : scores[3]};
+  LOOM_ASSERT(!probs.data || (probs.sizes == saved && probs.is_contiguous()));
   LOOM_ASSERT(!mask.data || (mask.sizes == scores && mask.dtype == DType::Bool));
   LOOM_ASSERT(!bias.data || (bias.sizes == scores && bias.dtype == q.dtype));
+  LOOM_ASSERT(!p.windowed() || p.window_right >= 0);
+  if (q.device.is_cpu() && p.windowed())
+    return cpu::window_attention_forward(out, probs, q, k, v, mask, bias, p);
   if (q.device.is_cpu()) return cpu::attention_forward(out, probs, q, k, v, mask, bias, p);
+  LOOM_ASSERT(!p.windowed());  // the op refuses windows on CUDA
   LOOM_ON_CUDA(cuda::attention_forward(out, probs, q, k, v, mask, bias, p));
 }
 
@@ -98,8 +119,11 @@ inline void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef gra
   LOOM_ASSERT(!grad_q.data || (grad_q.sizes == q.sizes && grad_q.is_contiguous()));
   LOOM_ASSERT(!grad_k.data || (grad_k.sizes == k.sizes && grad_k.is_contiguous()));
   LOOM_ASSERT(!grad_v.data || (grad_v.sizes == v.sizes && grad_v.is_contiguous()));
+  if (q.device.is_cpu() && p.windowed())
+    return cpu::window_attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p);
   if (q.device.is_cpu())
     return cpu::attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p);
+  LOOM_ASSERT(!p.windowed());
   LOOM_ON_CUDA(cuda::attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p));
 }
 

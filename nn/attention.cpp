@@ -7,9 +7,12 @@
 
 namespace loom::nn {
 
-Attention::Attention(int64_t dim, int64_t heads, int64_t kv_heads, double dropout,
-                     Generator& init, std::shared_ptr<Generator> dropout_gen)
-    : Module("Attention"), heads_(heads), kv_heads_(kv_heads), dropout_(dropout),
+Attention::Attention(int64_t dim, int64_t heads, int64_t kv_heads, double dropout, Generator& init,
+                     std::shared_ptr<Generator> dropout_gen)
+    : Module("Attention"),
+      heads_(heads),
+      kv_heads_(kv_heads),
+      dropout_(dropout),
       dropout_gen_(std::move(dropout_gen)) {
   LOOM_CHECK(heads > 0 && dim % heads == 0, "Attention: dim ", dim, ", heads ", heads,
              ": dim must be a positive multiple of heads");
@@ -54,6 +57,8 @@ Tensor Attention::forward(const Tensor& x, const Tensor& memory, const Attention
   opt.mask = ctx.key_mask;
   opt.bias = ctx.bias;
   opt.causal = ctx.causal;
+  opt.window_left = ctx.window_left;
+  opt.window_right = ctx.window_right;
   if (is_training() && dropout_ > 0) {
     opt.dropout_p = dropout_;
     opt.generator = dropout_gen_.get();

@@ -20,6 +20,8 @@ struct AttentionContext {
   // RoPE: cos/sin tables (T, D) for the queries and (S, D) for the keys; undefined = none.
   Tensor rope_cos_q, rope_sin_q, rope_cos_k, rope_sin_k;
   Tensor bias;  // additive (1, H, T, S) (ALiBi), undefined = none
+  // Sliding window (ag::AttentionOptions::window_left / window_right); -1: unbounded.
+  int64_t window_left = -1, window_right = -1;
 };
 
 // Keys and values seen so far by one attention layer during incremental decoding.

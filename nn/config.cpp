@@ -22,7 +22,8 @@ void ModelConfig::validate() const {
   check_choice("activation", activation, {"relu", "gelu"});
   check_choice("norm", norm, {"pre", "post"});
   check_choice("position", position, {"sinusoidal", "rope", "alibi", "none"});
-  LOOM_CHECK(vocab > 3, "model.vocab = ", vocab, ": must exceed the 4 special ids (pad, unk, bos, eos)");
+  LOOM_CHECK(vocab > 3, "model.vocab = ", vocab,
+             ": must exceed the 4 special ids (pad, unk, bos, eos)");
   LOOM_CHECK(d_model > 0, "model.d_model = ", d_model, ": must be positive");
   LOOM_CHECK(heads > 0 && d_model % heads == 0, "model.heads = ", heads, ": d_model (", d_model,
              ") must be a positive multiple of heads");
@@ -32,13 +33,19 @@ void ModelConfig::validate() const {
   LOOM_CHECK(encoder_layers >= 0 && decoder_layers > 0, "model.encoder_layers = ", encoder_layers,
              ", model.decoder_layers = ", decoder_layers,
              ": need decoder_layers > 0 and encoder_layers >= 0");
-  LOOM_CHECK(!is_seq2seq() || encoder_layers > 0, "model.encoder_layers = 0: arch = \"seq2seq\" "
+  LOOM_CHECK(!is_seq2seq() || encoder_layers > 0,
+             "model.encoder_layers = 0: arch = \"seq2seq\" "
              "needs an encoder; use arch = \"decoder\" for a language model");
   LOOM_CHECK(dropout >= 0 && dropout < 1, "model.dropout = ", dropout, ": expected [0, 1)");
-  LOOM_CHECK(label_smoothing >= 0 && label_smoothing <= 1, "model.label_smoothing = ",
-             label_smoothing, ": expected [0, 1]");
+  LOOM_CHECK(label_smoothing >= 0 && label_smoothing <= 1,
+             "model.label_smoothing = ", label_smoothing, ": expected [0, 1]");
   LOOM_CHECK(max_len > 0, "model.max_len = ", max_len, ": must be positive");
   if (position == "rope") check_rope_config(rope, head_dim());
+  check_choice("attention.kind", attention.kind, {"full", "sliding_window"});
+  check_choice("attention.layers", attention.layers, {"encoder", "decoder", "both"});
+  LOOM_CHECK(attention.kind != "sliding_window" || attention.window >= 1,
+             "model.attention.window = ", attention.window,
+             ": a sliding window needs window >= 1 (keys on each side)");
 }
 
 }  // namespace loom::nn

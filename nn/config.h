@@ -9,6 +9,20 @@
 
 namespace loom::nn {
 
+// [model.attention]: the pattern of self-attention (cross-attention stays full). A sliding
+// window (Longformer, Beltagy et al. 2020; Mistral 7B) lets each query see `window` keys on
+// each side of it (before it only, in the causal decoder) and itself: work and memory grow
+// linearly in the length, and incremental decoding keeps only the last `window` keys.
+struct AttentionPattern {
+  std::string kind = "full";    // full | sliding_window
+  int64_t window = 0;           // sliding_window: keys per side, >= 1
+  std::string layers = "both";  // encoder | decoder | both: the self-attentions it applies to
+  bool windowed(bool encoder) const {
+    return kind == "sliding_window" &&
+           (layers == "both" || layers == (encoder ? "encoder" : "decoder"));
+  }
+};
+
 struct ModelConfig {
   std::string arch = "seq2seq";  // seq2seq | decoder (language model, no encoder)
   int64_t vocab = 8000;
@@ -26,6 +40,7 @@ struct ModelConfig {
   std::string position = "sinusoidal";  // sinusoidal | rope | alibi | none
   int64_t max_len = 256;
   RopeConfig rope;
+  AttentionPattern attention;
 
   int64_t head_dim() const { return d_model / heads; }
   bool is_seq2seq() const { return arch == "seq2seq"; }

@@ -12,8 +12,9 @@ namespace loom::nn {
 EncoderLayer::EncoderLayer(const ModelConfig& cfg, Generator& init,
                            std::shared_ptr<Generator> dropout_gen)
     : Module("EncoderLayer"), pre_norm_(cfg.norm == "pre") {
-  self_attn = register_module("self_attn", std::make_shared<Attention>(
-      cfg.d_model, cfg.heads, cfg.kv_heads, cfg.dropout, init, dropout_gen));
+  self_attn =
+      register_module("self_attn", std::make_shared<Attention>(cfg.d_model, cfg.heads, cfg.kv_heads,
+                                                               cfg.dropout, init, dropout_gen));
   self_attn_norm = register_module("self_attn_norm", std::make_shared<LayerNorm>(cfg.d_model));
   ffn = register_module("ffn", std::make_shared<FeedForward>(cfg.d_model, cfg.ffn, cfg.activation,
                                                              cfg.dropout, init, dropout_gen));
@@ -34,12 +35,14 @@ Tensor EncoderLayer::forward(const Tensor& x, const AttentionContext& ctx) const
 DecoderLayer::DecoderLayer(const ModelConfig& cfg, Generator& init,
                            std::shared_ptr<Generator> dropout_gen)
     : Module("DecoderLayer"), pre_norm_(cfg.norm == "pre") {
-  self_attn = register_module("self_attn", std::make_shared<Attention>(
-      cfg.d_model, cfg.heads, cfg.kv_heads, cfg.dropout, init, dropout_gen));
+  self_attn =
+      register_module("self_attn", std::make_shared<Attention>(cfg.d_model, cfg.heads, cfg.kv_heads,
+                                                               cfg.dropout, init, dropout_gen));
   self_attn_norm = register_module("self_attn_norm", std::make_shared<LayerNorm>(cfg.d_model));
   if (cfg.is_seq2seq()) {
-    cross_attn = register_module("cross_attn", std::make_shared<Attention>(
-        cfg.d_model, cfg.heads, cfg.kv_heads, cfg.dropout, init, dropout_gen));
+    cross_attn = register_module(
+        "cross_attn", std::make_shared<Attention>(cfg.d_model, cfg.heads, cfg.kv_heads, cfg.dropout,
+                                                  init, dropout_gen));
     cross_attn_norm = register_module("cross_attn_norm", std::make_shared<LayerNorm>(cfg.d_model));
   }
   ffn = register_module("ffn", std::make_shared<FeedForward>(cfg.d_model, cfg.ffn, cfg.activation,
@@ -107,15 +110,16 @@ Tensor Decoder::forward(const Tensor& x, const Tensor& memory, const AttentionCo
 // ---- model -------------------------------------------------------------------------------
 
 Transformer::Transformer(const ModelConfig& cfg, uint64_t init_seed, uint64_t dropout_seed)
-    : Module("Transformer"), cfg_(cfg),
-      dropout_gen_(std::make_shared<Generator>(dropout_seed)) {
+    : Module("Transformer"), cfg_(cfg), dropout_gen_(std::make_shared<Generator>(dropout_seed)) {
   cfg_.validate();
   Generator init(init_seed);
   embed = register_module("embed", std::make_shared<Embedding>(cfg.vocab, cfg.d_model, init));
-  if (cfg.is_seq2seq()) encoder = register_module("encoder", std::make_shared<Encoder>(cfg, init, dropout_gen_));
+  if (cfg.is_seq2seq())
+    encoder = register_module("encoder", std::make_shared<Encoder>(cfg, init, dropout_gen_));
   decoder = register_module("decoder", std::make_shared<Decoder>(cfg, init, dropout_gen_));
   if (!cfg.tie_embeddings)
-    output = register_module("output", std::make_shared<Linear>(cfg.d_model, cfg.vocab, init, false));
+    output =
+        register_module("output", std::make_shared<Linear>(cfg.d_model, cfg.vocab, init, false));
   dropout_ = register_module("dropout", std::make_shared<Dropout>(cfg.dropout, dropout_gen_));
   if (cfg.position == "alibi") alibi_slopes_ = alibi_slopes(cfg.heads);
 }
@@ -133,17 +137,22 @@ Tensor Transformer::embed_tokens(const Embedding& table, const Tensor& ids, int6
   return dropout_->forward(x);
 }
 
-AttentionContext Transformer::self_context(int64_t q_start, int64_t T, int64_t S, bool causal,
+AttentionContext Transformer::self_context(int64_t q_start, int64_t T, int64_t k_start, int64_t S,
+                                           bool causal, bool encoder,
                                            const Tensor& key_mask) const {
   AttentionContext ctx;
   ctx.key_mask = key_mask;
   ctx.causal = causal;
+  if (cfg_.attention.windowed(encoder)) {
+    ctx.window_left = cfg_.attention.window;
+    ctx.window_right = causal ? 0 : cfg_.attention.window;
+  }
   const DType dtype = embed->weight.dtype();
   const Device device = embed->weight.device();  // tables are built on the host, then moved
   if (cfg_.position == "rope") {
-    const RopeFrequencies f = rope_frequencies(cfg_.rope, cfg_.head_dim(), S);
+    const RopeFrequencies f = rope_frequencies(cfg_.rope, cfg_.head_dim(), k_start + S);
     std::tie(ctx.rope_cos_q, ctx.rope_sin_q) = rope_tables(f, q_start, T, dtype);
-    std::tie(ctx.rope_cos_k, ctx.rope_sin_k) = rope_tables(f, 0, S, dtype);
+    std::tie(ctx.rope_cos_k, ctx.rope_sin_k) = rope_tables(f, k_start, S, dtype);
     for (Tensor* t : {&ctx.rope_cos_q, &ctx.rope_sin_q, &ctx.rope_cos_k, &ctx.rope_sin_k})
       *t = t->to(device);
   } else if (cfg_.position == "alibi") {
@@ -157,7 +166,8 @@ Tensor Transformer::encode(const Tensor& src_ids, Tensor* src_mask) const {
   const int64_t B = src.size(0), S = src.size(1);
   *src_mask = ag::ne(src, ag::full({}, double(kPad), src.dtype(), src.device())).view({B, 1, 1, S});
   const Tensor x = embed_tokens(*embed, src, 0);
-  return encoder->forward(x, self_context(0, S, S, /*causal=*/false, *src_mask));
+  return encoder->forward(x,
+                          self_context(0, S, 0, S, /*causal=*/false, /*encoder=*/true, *src_mask));
 }
 
 Tensor Transformer::logits(const Tensor& h) const {
@@ -175,7 +185,8 @@ Tensor Transformer::forward(const Tensor& src, const Tensor& tgt_in) const {
 }
 
 Tensor Transformer::forward_lm(const Tensor& tokens) const {
-  LOOM_CHECK(!cfg_.is_seq2seq(), "Transformer::forward_lm: arch = \"seq2seq\" needs a source; "
+  LOOM_CHECK(!cfg_.is_seq2seq(),
+             "Transformer::forward_lm: arch = \"seq2seq\" needs a source; "
              "use forward(src, tgt_in)");
   DecoderState state = start_decoding(Tensor());
   return decode_step(state, tokens);
@@ -212,12 +223,24 @@ Tensor Transformer::decode_step(DecoderState& state, const Tensor& token_ids) co
   AttentionContext cross;
   cross.key_mask = state.src_mask;
   // Pad targets are masked as keys too (queries at pads only produce ignored logits).
-  const Tensor not_pad = ag::ne(tokens, ag::full({}, double(kPad), tokens.dtype(), tokens.device()));
+  const Tensor not_pad =
+      ag::ne(tokens, ag::full({}, double(kPad), tokens.dtype(), tokens.device()));
   state.tgt_mask = L == 0 ? not_pad : ag::concat({state.tgt_mask, not_pad}, 1);
-  const Tensor key_mask = state.tgt_mask.view({tokens.size(0), 1, 1, L + T});
+  const int64_t K = L + T - state.cache_start;  // self-attention keys: cached + new
+  const Tensor key_mask = state.tgt_mask.view({tokens.size(0), 1, 1, K});
   const Tensor h = decoder->forward(
-      y, state.memory, self_context(L, T, L + T, /*causal=*/true, key_mask), cross, &state.layers);
+      y, state.memory,
+      self_context(L, T, state.cache_start, K, /*causal=*/true, /*encoder=*/false, key_mask), cross,
+      &state.layers);
   state.length = L + T;
+  if (cfg_.attention.windowed(false) && K > cfg_.attention.window) {
+    // The next query (position L + T) sees keys from L + T - window on: drop older ones.
+    const int64_t drop = K - cfg_.attention.window;
+    for (LayerCache& layer : state.layers)
+      for (Tensor* t : {&layer.self.k, &layer.self.v}) *t = t->slice(2, drop, K);
+    state.tgt_mask = state.tgt_mask.slice(1, drop, K);
+    state.cache_start += drop;
+  }
   return logits(h);
 }
 

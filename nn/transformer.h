@@ -51,14 +51,15 @@ class DecoderLayer : public Module {
 
   std::shared_ptr<Attention> self_attn;
   std::shared_ptr<LayerNorm> self_attn_norm;
-  std::shared_ptr<Attention> cross_attn;        // seq2seq only
-  std::shared_ptr<LayerNorm> cross_attn_norm;   // seq2seq only
+  std::shared_ptr<Attention> cross_attn;       // seq2seq only
+  std::shared_ptr<LayerNorm> cross_attn_norm;  // seq2seq only
   std::shared_ptr<FeedForward> ffn;
   std::shared_ptr<LayerNorm> ffn_norm;
 
  private:
   // residual block: pre-LN x + drop(f(ln(x))), post-LN ln(x + drop(f(x)))
-  template <class F> Tensor block(const Tensor& x, const LayerNorm& norm, F&& f) const;
+  template <class F>
+  Tensor block(const Tensor& x, const LayerNorm& norm, F&& f) const;
   bool pre_norm_;
   std::shared_ptr<Dropout> dropout_;
 };
@@ -80,17 +81,20 @@ class Decoder : public Module {
 
   std::shared_ptr<Embedding> embed;  // untied seq2seq only (decoder.embed.weight)
   std::shared_ptr<ModuleList> layers;
-  std::shared_ptr<LayerNorm> norm;   // pre-LN only
+  std::shared_ptr<LayerNorm> norm;  // pre-LN only
 };
 
 // Incremental decoding state (greedy or beam search): the encoder output and per-layer
 // caches; `length` target tokens have been fed so far.
 struct DecoderState {
-  Tensor memory;      // (B, S, C); undefined for a language model
-  Tensor src_mask;    // (B, 1, 1, S) bool
-  Tensor tgt_mask;    // (B, length) bool: target tokens fed so far that are not pad
+  Tensor memory;    // (B, S, C); undefined for a language model
+  Tensor src_mask;  // (B, 1, 1, S) bool
+  Tensor tgt_mask;  // (B, length) bool: target tokens fed so far that are not pad
   std::vector<LayerCache> layers;
   int64_t length = 0;
+  // Position of the first self-attention key still cached: 0, or with a sliding window
+  // length - window once older keys (and their tgt_mask columns) have been dropped.
+  int64_t cache_start = 0;
 
   // Keeps batch rows `rows` (1-D int64/int32, repeats allowed) of every tensor above, in
   // that order: row i of the new state is row rows[i] of the old (beam search reorders
@@ -120,15 +124,17 @@ class Transformer : public Module {
   Generator& dropout_generator() const { return *dropout_gen_; }
 
   std::shared_ptr<Embedding> embed;
-  std::shared_ptr<Encoder> encoder;   // seq2seq only
+  std::shared_ptr<Encoder> encoder;  // seq2seq only
   std::shared_ptr<Decoder> decoder;
-  std::shared_ptr<Linear> output;     // untied only: "output.weight" [V, C], no bias
+  std::shared_ptr<Linear> output;  // untied only: "output.weight" [V, C], no bias
 
  private:
   // embed(ids) * sqrt(C) (+ sinusoidal rows for positions [start, start + T)), dropout
   Tensor embed_tokens(const Embedding& table, const Tensor& ids, int64_t start) const;
-  AttentionContext self_context(int64_t q_start, int64_t T, int64_t S, bool causal,
-                                const Tensor& key_mask) const;
+  // Self-attention of queries at positions [q_start, q_start + T) over keys at
+  // [k_start, k_start + S); `encoder` picks the side of model.attention.layers.
+  AttentionContext self_context(int64_t q_start, int64_t T, int64_t k_start, int64_t S, bool causal,
+                                bool encoder, const Tensor& key_mask) const;
   Tensor encode(const Tensor& src, Tensor* src_mask) const;
   Tensor logits(const Tensor& h) const;
 

@@ -10,7 +10,7 @@ void read_model_table(const toml::table& model, const std::string& source, nn::M
   const TomlReader r(source, model, "model.");
   r.check_keys({"arch", "vocab", "d_model", "heads", "kv_heads", "ffn", "encoder_layers",
                 "decoder_layers", "activation", "norm", "tie_embeddings", "dropout",
-                "label_smoothing", "position", "max_len", "rope"});
+                "label_smoothing", "position", "max_len", "rope", "attention"});
   r.get("arch", cfg.arch);
   r.get("vocab", cfg.vocab);
   r.get("d_model", cfg.d_model);
@@ -28,8 +28,8 @@ void read_model_table(const toml::table& model, const std::string& source, nn::M
   r.get("max_len", cfg.max_len);
   if (const toml::table* rope = r.subtable("rope")) {
     const TomlReader rr(source, *rope, "model.rope.");
-    rr.check_keys({"base", "scaling", "factor", "original_max_len", "beta_fast", "beta_slow",
-                   "mscale"});
+    rr.check_keys(
+        {"base", "scaling", "factor", "original_max_len", "beta_fast", "beta_slow", "mscale"});
     rr.get("base", cfg.rope.base);
     rr.get("scaling", cfg.rope.scaling);
     rr.get("factor", cfg.rope.factor);
@@ -37,6 +37,13 @@ void read_model_table(const toml::table& model, const std::string& source, nn::M
     rr.get("beta_fast", cfg.rope.beta_fast);
     rr.get("beta_slow", cfg.rope.beta_slow);
     rr.get("mscale", cfg.rope.mscale);
+  }
+  if (const toml::table* attention = r.subtable("attention")) {
+    const TomlReader ra(source, *attention, "model.attention.");
+    ra.check_keys({"kind", "window", "layers"});
+    ra.get("kind", cfg.attention.kind);
+    ra.get("window", cfg.attention.window);
+    ra.get("layers", cfg.attention.layers);
   }
 }
 
@@ -69,6 +76,9 @@ std::string model_config_to_toml(const nn::ModelConfig& c) {
      << "\"\nfactor = " << c.rope.factor << "\noriginal_max_len = " << c.rope.original_max_len
      << "\nbeta_fast = " << c.rope.beta_fast << "\nbeta_slow = " << c.rope.beta_slow << "\n";
   if (c.rope.mscale) os << "mscale = " << *c.rope.mscale << "\n";
+  if (c.attention.kind != "full")  // full attention writes no table: older configs read alike
+    os << "\n[model.attention]\nkind = \"" << c.attention.kind
+       << "\"\nwindow = " << c.attention.window << "\nlayers = \"" << c.attention.layers << "\"\n";
   return os.str();
 }
 

@@ -9,8 +9,10 @@
 // Backward, with dP = (grad_out vᵀ) * M / (1 - p):
 //   grad_v = Wᵀ grad_out,  dZ = P * (dP - rowsum(dP * P)),
 //   grad_q = scale * dZ k,  grad_k = scale * dZᵀ q,
-// grad_k and grad_v summed over the query heads that share a kv head. The forward saves P
-// (B, H, T, S), with the dropout mask in its sign bits (see kernels/attention.h); no
+// grad_k and grad_v summed over the query heads that share a kv head. With a sliding window
+// the keys outside each query's window are hidden as by the mask. The forward saves P
+// (B, H, T, S), or its band (B, H, T, window) with a window, with the dropout mask in its
+// sign bits (see kernels/attention.h); no
 // per-head mask, bias or weight tensor is ever materialised, and without recording the
 // forward keeps only one (T, S) block per thread.
 #include "autograd/ops/attention.h"
@@ -40,7 +42,7 @@ Tensor kernel_operand(const Tensor& x) {
 
 struct AttentionBackward final : Node {
   SavedTensor q, k, v;  // q: (B, H, T, D), k, v: (B, KV, S, D), as the kernel read them
-  SavedTensor probs;    // P: (B, H, T, S), before dropout, negated where dropped
+  SavedTensor probs;    // P: (B, H, T, S) or banded, before dropout, negated where dropped
   kernels::AttentionParams params;
 
   AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor probs, kernels::AttentionParams params)
@@ -114,6 +116,24 @@ void check_options(const AttentionOptions& opt, const Tensor& q, const Dims& sco
              ": expected a probability in [0, 1)");
   LOOM_CHECK(opt.dropout_p == 0.0 || opt.generator != nullptr, kOp, ": dropout_p = ", opt.dropout_p,
              ": dropout needs a generator (AttentionOptions::generator)");
+  for (const int64_t w : {opt.window_left, opt.window_right})
+    LOOM_CHECK(w >= -1, kOp, ": window (", opt.window_left, ", ", opt.window_right,
+               "): expected sizes >= 0, or -1 for no bound on that side");
+  LOOM_CHECK(!(opt.window_left >= 0 || opt.window_right >= 0) || q.device().is_cpu(), kOp,
+             ": a sliding window is implemented on the CPU only; q is on ", q.device(),
+             " (use full attention there, or move the tensors with to(cpu))");
+}
+
+// The window in the kernel's form: both sides bounded and clipped to what can matter (the
+// first key seen by the first query to the last key seen by the last), right = 0 when
+// causal; (-1, -1) without a window.
+void set_window(kernels::AttentionParams& p, const AttentionOptions& opt, int64_t T, int64_t S) {
+  if (opt.window_left < 0 && opt.window_right < 0) return;
+  const int64_t most_left = std::max<int64_t>(S - 1, 0), most_right = std::max<int64_t>(T - 1, 0);
+  p.window_left = opt.window_left < 0 ? most_left : std::min(opt.window_left, most_left);
+  p.window_right = opt.causal             ? 0
+                   : opt.window_right < 0 ? most_right
+                                          : std::min(opt.window_right, most_right);
 }
 
 }  // namespace
@@ -128,6 +148,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   kernels::AttentionParams params;
   params.scale = opt.scale != 0.0 ? opt.scale : 1.0 / std::sqrt(double(D));
   params.causal = opt.causal;
+  set_window(params, opt, T, S);
   params.dropout_p = opt.dropout_p;
   if (opt.dropout_p > 0.0) {
     params.seed = opt.generator->seed;
@@ -135,8 +156,9 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   }
   const Tensor qc = kernel_operand(q), kc = kernel_operand(k), vc = kernel_operand(v);
   const bool recording = should_record({&qc, &kc, &vc});
-  Tensor out = empty(q.sizes(), q.dtype(), q.device());                        // out: (B, H, T, D)
-  Tensor probs = recording ? empty(scores, q.dtype(), q.device()) : Tensor();  // (B, H, T, S)
+  Tensor out = empty(q.sizes(), q.dtype(), q.device());  // out: (B, H, T, D)
+  const Dims saved{B, H, T, params.windowed() ? params.band() : S};
+  Tensor probs = recording ? empty(saved, q.dtype(), q.device()) : Tensor();  // P or its band
   const kernels::TensorRef mask =
       opt.mask.defined() ? detail::broadcast_ref(opt.mask, scores) : kernels::TensorRef{};
   const kernels::TensorRef bias =

@@ -16,6 +16,12 @@ struct AttentionOptions {
   // Query i (absolute position S - T + i) attends keys j <= S - T + i: aligned at the end,
   // as for a KV cache (PyTorch's is_causal aligns at the start; equal when T == S).
   bool causal = false;
+  // Sliding window (FlashAttention's window_size = (left, right)): query i, at end-aligned
+  // position i' = S - T + i, attends only keys i' - window_left <= j <= i' + window_right;
+  // -1 leaves that side unbounded (with causal the right side is 0). With a window the op
+  // keeps only each query's band of probabilities, (B, H, T, left + right + 1): memory and
+  // work grow linearly in T. CPU only for now.
+  int64_t window_left = -1, window_right = -1;
   double scale = 0.0;              // multiplies q kᵀ; 0 means 1 / sqrt(D)
   double dropout_p = 0.0;          // dropout on the attention weights, in [0, 1); pass 0 in eval
   Generator* generator = nullptr;  // required when dropout_p > 0; advanced by B * H * T * S
