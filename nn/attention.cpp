@@ -40,7 +40,7 @@ Tensor Attention::forward(const Tensor& x, const Tensor& memory, const Attention
   } else {
     k = split_heads(k_proj->forward(memory), kv_heads_, S);
     v = split_heads(v_proj->forward(memory), kv_heads_, S);
-    if (cache != nullptr) {
+    if (cache != nullptr && !ctx.linear) {  // linear attention keeps sums instead (below)
       if (!static_kv && cache->length() > 0) {
         k = ag::concat({cache->k, k}, 2);
         v = ag::concat({cache->v, v}, 2);
@@ -52,6 +52,14 @@ Tensor Attention::forward(const Tensor& x, const Tensor& memory, const Attention
   if (ctx.rope_cos_q.defined()) {
     q = apply_rope(q, ctx.rope_cos_q, ctx.rope_sin_q);
     k = apply_rope(k, ctx.rope_cos_k, ctx.rope_sin_k);
+  }
+  if (ctx.linear) {
+    LOOM_CHECK(!ctx.bias.defined(), "Attention: linear attention takes no additive bias (ALiBi)");
+    LinearAttentionOptions lo{.causal = ctx.causal, .key_mask = ctx.key_mask};
+    if (cache != nullptr && ctx.causal) lo.state = &cache->linear;
+    Tensor y = linear_attention(elu_feature_map(q), elu_feature_map(k), v, lo);  // (B, H, T, D)
+    y = y.transpose(1, 2).reshape({B, T, heads_ * head_dim_});
+    return o_proj->forward(y);
   }
   ag::AttentionOptions opt;
   opt.mask = ctx.key_mask;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "nn/linear.h"
+#include "nn/linear_attention.h"
 
 namespace loom::nn {
 
@@ -22,11 +23,15 @@ struct AttentionContext {
   Tensor bias;  // additive (1, H, T, S) (ALiBi), undefined = none
   // Sliding window (ag::AttentionOptions::window_left / window_right); -1: unbounded.
   int64_t window_left = -1, window_right = -1;
+  // Linear attention (nn/linear_attention.h) instead of softmax attention: RoPE, when
+  // given, rotates q and k before the feature map; key_mask is (B, 1, 1, S).
+  bool linear = false;
 };
 
 // Keys and values seen so far by one attention layer during incremental decoding.
 struct KVCache {
-  Tensor k, v;  // (B, KV, S, D); k unrotated
+  Tensor k, v;                  // (B, KV, S, D); k unrotated
+  LinearAttentionState linear;  // linear attention: the running sums instead of k and v
   int64_t length() const { return k.defined() ? k.size(2) : 0; }
 };
 

@@ -41,7 +41,11 @@ void ModelConfig::validate() const {
              "model.label_smoothing = ", label_smoothing, ": expected [0, 1]");
   LOOM_CHECK(max_len > 0, "model.max_len = ", max_len, ": must be positive");
   if (position == "rope") check_rope_config(rope, head_dim());
-  check_choice("attention.kind", attention.kind, {"full", "sliding_window"});
+  check_choice("attention.kind", attention.kind, {"full", "sliding_window", "linear"});
+  LOOM_CHECK(!(attention.kind == "linear" && position == "alibi"),
+             "model.attention.kind = "
+             "\"linear\" with position = \"alibi\": linear attention has no scores to bias; use "
+             "position = \"rope\", \"sinusoidal\" or \"none\"");
   check_choice("attention.layers", attention.layers, {"encoder", "decoder", "both"});
   LOOM_CHECK(attention.kind != "sliding_window" || attention.window >= 1,
              "model.attention.window = ", attention.window,

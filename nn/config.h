@@ -9,18 +9,24 @@
 
 namespace loom::nn {
 
-// [model.attention]: the pattern of self-attention (cross-attention stays full). A sliding
-// window (Longformer, Beltagy et al. 2020; Mistral 7B) lets each query see `window` keys on
-// each side of it (before it only, in the causal decoder) and itself: work and memory grow
-// linearly in the length, and incremental decoding keeps only the last `window` keys.
+// [model.attention]: the pattern of self-attention (cross-attention stays full).
+//   sliding_window (Longformer, Beltagy et al. 2020; Mistral 7B): each query sees `window`
+//     keys on each side of it (before it only, in the causal decoder) and itself; work and
+//     memory grow linearly in the length, decoding keeps only the last `window` keys.
+//   linear (Katharopoulos et al. 2020, nn/linear_attention.h): the kernel φ(q)·φ(k) with
+//     φ = elu + 1 instead of softmax, O(T D²); decoding keeps a fixed (D, D) state. It has
+//     no attention weights, hence no attention dropout, and no ALiBi. With Dynamic NTK a
+//     key enters the sums rotated with its own step's frequencies (not re-rotated later).
 struct AttentionPattern {
-  std::string kind = "full";    // full | sliding_window
+  std::string kind = "full";    // full | sliding_window | linear
   int64_t window = 0;           // sliding_window: keys per side, >= 1
   std::string layers = "both";  // encoder | decoder | both: the self-attentions it applies to
-  bool windowed(bool encoder) const {
-    return kind == "sliding_window" &&
-           (layers == "both" || layers == (encoder ? "encoder" : "decoder"));
+  // Whether the encoder's (or the decoder's) self-attention uses `kind`.
+  bool applies(bool encoder) const {
+    return kind != "full" && (layers == "both" || layers == (encoder ? "encoder" : "decoder"));
   }
+  bool windowed(bool encoder) const { return kind == "sliding_window" && applies(encoder); }
+  bool linear(bool encoder) const { return kind == "linear" && applies(encoder); }
 };
 
 struct ModelConfig {

@@ -4,11 +4,11 @@
 
 namespace loom::nn {
 
-FeedForward::FeedForward(int64_t dim, int64_t hidden, const std::string& activation,
-                         double dropout, Generator& init, std::shared_ptr<Generator> dropout_gen)
+FeedForward::FeedForward(int64_t dim, int64_t hidden, const std::string& activation, double dropout,
+                         Generator& init, std::shared_ptr<Generator> dropout_gen)
     : Module("FeedForward"), gelu_(activation == "gelu") {
-  LOOM_CHECK(activation == "relu" || activation == "gelu", "FeedForward: activation \"",
-             activation, "\": expected relu or gelu");
+  LOOM_CHECK(activation == "relu" || activation == "gelu", "FeedForward: activation \"", activation,
+             "\": expected relu or gelu");
   fc1 = register_module("fc1", std::make_shared<Linear>(dim, hidden, init));
   fc2 = register_module("fc2", std::make_shared<Linear>(hidden, dim, init));
   dropout_ = register_module("dropout", std::make_shared<Dropout>(dropout, std::move(dropout_gen)));

@@ -14,8 +14,10 @@ SequenceLoss sequence_loss(const Tensor& logits, const Tensor& target_ids, doubl
   ag::NoGrad no_grad;
   const Tensor pad_id = ag::full({}, double(pad), target.dtype(), target.device());
   out.tokens = ag::sum(ag::ne(target, pad_id).to(DType::F64)).item<double>();
-  if (label_smoothing == 0) out.nll = out.loss.item<double>();
-  else if (with_nll) out.nll = ag::cross_entropy(logits, target, pad, 0.0).item<double>();
+  if (label_smoothing == 0)
+    out.nll = out.loss.item<double>();
+  else if (with_nll)
+    out.nll = ag::cross_entropy(logits, target, pad, 0.0).item<double>();
   return out;
 }
 

@@ -32,9 +32,12 @@ void Module::check_name(const std::string& name) const {
   bool ok = !name.empty();
   for (char c : name) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
   LOOM_CHECK(ok, type_name_, ": name \"", name, "\": names are [a-z0-9_]+ (no dots)");
-  for (const auto& p : params_) LOOM_CHECK(p.name != name, type_name_, ": \"", name, "\" registered twice");
-  for (const auto& b : buffers_) LOOM_CHECK(b.name != name, type_name_, ": \"", name, "\" registered twice");
-  for (const auto& c : children_) LOOM_CHECK(c.first != name, type_name_, ": \"", name, "\" registered twice");
+  for (const auto& p : params_)
+    LOOM_CHECK(p.name != name, type_name_, ": \"", name, "\" registered twice");
+  for (const auto& b : buffers_)
+    LOOM_CHECK(b.name != name, type_name_, ": \"", name, "\" registered twice");
+  for (const auto& c : children_)
+    LOOM_CHECK(c.first != name, type_name_, ": \"", name, "\" registered twice");
 }
 
 Tensor Module::register_parameter(const std::string& name, Tensor t) {

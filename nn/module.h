@@ -19,14 +19,15 @@ namespace loom::nn {
 using ag::NamedTensor;
 using ag::NamedTensors;
 using ag::Tensor;
-using kernels::Dims;
 using kernels::Device;
+using kernels::Dims;
 using kernels::DType;
 using kernels::Generator;
 
 // What load_state_dict found. strict loading throws when any list is non-empty.
 struct LoadReport {
-  std::vector<std::string> loaded, missing, unexpected, wrong_shape;  // "name: given [a], the model has [b]"
+  std::vector<std::string> loaded, missing, unexpected,
+      wrong_shape;  // "name: given [a], the model has [b]"
   bool ok() const { return missing.empty() && unexpected.empty() && wrong_shape.empty(); }
   std::string summary() const;  // "2 missing keys (a, b), 0 unexpected, 0 wrong-shape"
 };
@@ -101,7 +102,8 @@ class ModuleList : public Module {
   ModuleList() : Module("ModuleList") {}
   void push_back(std::shared_ptr<Module> m);
   size_t size() const { return children().size(); }
-  template <class M> std::shared_ptr<M> at(size_t i) const {
+  template <class M>
+  std::shared_ptr<M> at(size_t i) const {
     return std::static_pointer_cast<M>(children()[i].second);
   }
 };

@@ -147,6 +147,7 @@ AttentionContext Transformer::self_context(int64_t q_start, int64_t T, int64_t k
     ctx.window_left = cfg_.attention.window;
     ctx.window_right = causal ? 0 : cfg_.attention.window;
   }
+  ctx.linear = cfg_.attention.linear(encoder);
   const DType dtype = embed->weight.dtype();
   const Device device = embed->weight.device();  // tables are built on the host, then moved
   if (cfg_.position == "rope") {
@@ -210,7 +211,8 @@ void DecoderState::select(const Tensor& rows) {
   pick(src_mask);
   pick(tgt_mask);
   for (LayerCache& layer : layers)
-    for (KVCache* c : {&layer.self, &layer.cross}) pick(c->k), pick(c->v);
+    for (KVCache* c : {&layer.self, &layer.cross})
+      pick(c->k), pick(c->v), pick(c->linear.kv), pick(c->linear.z);
 }
 
 Tensor Transformer::decode_step(DecoderState& state, const Tensor& token_ids) const {
@@ -233,11 +235,17 @@ Tensor Transformer::decode_step(DecoderState& state, const Tensor& token_ids) co
       self_context(L, T, state.cache_start, K, /*causal=*/true, /*encoder=*/false, key_mask), cross,
       &state.layers);
   state.length = L + T;
-  if (cfg_.attention.windowed(false) && K > cfg_.attention.window) {
-    // The next query (position L + T) sees keys from L + T - window on: drop older ones.
-    const int64_t drop = K - cfg_.attention.window;
+  // Bounded decoding state: with a window the next query (position L + T) sees keys from
+  // L + T - window on, so older keys and their mask columns go; linear attention has folded
+  // every key into its sums and keeps none.
+  const int64_t keep = cfg_.attention.windowed(false) ? cfg_.attention.window
+                       : cfg_.attention.linear(false) ? 0
+                                                      : K;
+  if (K > keep) {
+    const int64_t drop = K - keep;
     for (LayerCache& layer : state.layers)
-      for (Tensor* t : {&layer.self.k, &layer.self.v}) *t = t->slice(2, drop, K);
+      for (Tensor* t : {&layer.self.k, &layer.self.v})
+        if (t->defined()) *t = t->slice(2, drop, K);
     state.tgt_mask = state.tgt_mask.slice(1, drop, K);
     state.cache_start += drop;
   }

@@ -1,13 +1,14 @@
-// [model.attention] kind = "sliding_window": the Transformer with windowed self-attention.
-// Incremental decoding equals the full forward pass while the KV cache stays bounded by the
-// window; a window longer than the sequence gives full attention's logits; the window
-// hides what it should (a token beyond it changes nothing); config round trip and errors.
+// [model.attention] kind = "sliding_window" and "linear": the Transformer with windowed or
+// linear self-attention. Incremental decoding equals the full forward pass while the state
+// stays bounded (the window's keys; linear attention's sums); a window longer than the
+// sequence gives full attention's logits; the window hides what it should (a token beyond
+// it changes nothing); config round trip and errors.
 #include <doctest/doctest.h>
 
 #include "autograd/ops.h"
+#include "common/op_spec.h"
 #include "kernels/error.h"
 #include "nn/transformer.h"
-#include "common/op_spec.h"
 #include "recipes/model_config.h"
 
 namespace loom::test {
@@ -25,36 +26,47 @@ nn::ModelConfig windowed(const std::string& position, int64_t window,
   return c;
 }
 
-TEST_CASE("sliding window: incremental decoding equals the full pass, the cache stays bounded") {
+TEST_CASE("sliding window and linear: incremental decoding equals the full pass, bounded state") {
   const Tensor src = ag::from_vector<int64_t>({4, 5, 6, 3, 7, 9, 8, 3, 7, 3, 0, 0, 0, 0}, {2, 7});
   const Tensor tgt =
       ag::from_vector<int64_t>({2, 8, 9, 4, 6, 5, 7, 10, 2, 10, 5, 5, 7, 4, 4, 9}, {2, 8});
-  for (const char* pos : {"sinusoidal", "rope", "alibi", "none", "dynamic"}) {
-    INFO("position ", std::string(pos));
-    const bool dynamic = std::string(pos) == "dynamic";
-    nn::ModelConfig cfg = windowed(dynamic ? "rope" : pos, 3);
-    // Dynamic NTK: one layer, as in the KV-cache test of test_layers.cpp: a deeper layer's
-    // cached keys come from hidden states computed with an earlier length's frequencies,
-    // which a full recomputation at the new length does not reproduce.
-    if (dynamic) cfg.rope.scaling = "dynamic", cfg.rope.factor = 2.0, cfg.decoder_layers = 1;
-    nn::Transformer model(cfg, 5);
-    model.eval();
-    ag::NoGrad no_grad;
-    nn::DecoderState state = model.start_decoding(src);
-    for (int64_t t = 0; t < 8; ++t) {
-      const auto full = model.forward(src, tgt.slice(1, 0, t + 1)).to_vector<float>();
-      const auto step =
-          model.decode_step(state, tgt.slice(1, t, t + 1).contiguous()).to_vector<float>();
-      for (int64_t b = 0; b < 2; ++b)
-        for (int64_t v = 0; v < 11; ++v)
-          CHECK(step[size_t(b * 11 + v)] ==
-                doctest::Approx(full[size_t((b * (t + 1) + t) * 11 + v)]).epsilon(1e-4));
-      // The next query sees 3 keys before it: no more are kept.
-      CHECK(state.layers[0].self.length() == std::min<int64_t>(t + 1, 3));
-      CHECK(state.tgt_mask.size(1) == std::min<int64_t>(t + 1, 3));
-      CHECK(state.cache_start == std::max<int64_t>(t + 1 - 3, 0));
+  for (const char* kind : {"sliding_window", "linear"})
+    for (const char* pos : {"sinusoidal", "rope", "alibi", "none", "dynamic"}) {
+      const bool linear = std::string(kind) == "linear", dynamic = std::string(pos) == "dynamic";
+      if (linear && std::string(pos) == "alibi") continue;  // refused by validate()
+      // Linear attention folds each key into its sums with the rotation of its own step, so
+      // Dynamic NTK (whose frequencies change with the length) cannot be recomputed: as HF's
+      // rotated-key cache, it differs from a full pass past original_max_len (nn/config.h).
+      if (linear && dynamic) continue;
+      const std::string label = std::string(kind) + ", position " + pos;
+      INFO(label);
+      nn::ModelConfig cfg = windowed(dynamic ? "rope" : pos, 3);
+      cfg.attention.kind = kind;
+      // Dynamic NTK: one layer, as in the KV-cache test of test_layers.cpp: a deeper layer's
+      // cached keys come from hidden states computed with an earlier length's frequencies,
+      // which a full recomputation at the new length does not reproduce.
+      if (dynamic) cfg.rope.scaling = "dynamic", cfg.rope.factor = 2.0, cfg.decoder_layers = 1;
+      nn::Transformer model(cfg, 5);
+      model.eval();
+      ag::NoGrad no_grad;
+      nn::DecoderState state = model.start_decoding(src);
+      for (int64_t t = 0; t < 8; ++t) {
+        const auto full = model.forward(src, tgt.slice(1, 0, t + 1)).to_vector<float>();
+        const auto step =
+            model.decode_step(state, tgt.slice(1, t, t + 1).contiguous()).to_vector<float>();
+        for (int64_t b = 0; b < 2; ++b)
+          for (int64_t v = 0; v < 11; ++v)
+            CHECK(step[size_t(b * 11 + v)] ==
+                  doctest::Approx(full[size_t((b * (t + 1) + t) * 11 + v)]).epsilon(1e-4));
+        // The window: the next query sees 3 keys before it, no more are kept. Linear: sums.
+        const int64_t kept = linear ? 0 : std::min<int64_t>(t + 1, 3);
+        CHECK(state.layers[0].self.length() == kept);
+        CHECK(state.tgt_mask.size(1) == kept);
+        CHECK(state.cache_start == t + 1 - kept);
+        CHECK(state.layers[0].self.linear.empty() == !linear);
+        if (linear) CHECK(state.layers[0].self.linear.kv.sizes() == kernels::Dims{2, 2, 4, 4});
+      }
     }
-  }
 }
 
 TEST_CASE("sliding window: a window longer than the sequence gives full attention's logits") {
@@ -113,7 +125,8 @@ TEST_CASE("[model.attention]: TOML round trip, defaults and errors") {
   CHECK(recipes::parse_model_config("[model]\n", "x.toml").attention.kind == "full");
   CHECK_THROWS_WITH_AS(
       recipes::parse_model_config("[model]\n[model.attention]\nkind = \"sparse\"\n", "x.toml"),
-      doctest::Contains("model.attention.kind = \"sparse\": expected one of full, sliding_window"),
+      doctest::Contains(
+          "model.attention.kind = \"sparse\": expected one of full, sliding_window, linear"),
       Error);
   CHECK_THROWS_WITH_AS(
       recipes::parse_model_config("[model]\n[model.attention]\nkind = \"sliding_window\"\n",
@@ -122,6 +135,10 @@ TEST_CASE("[model.attention]: TOML round trip, defaults and errors") {
   CHECK_THROWS_WITH_AS(
       recipes::parse_model_config("[model]\n[model.attention]\nwindw = 3\n", "x.toml"),
       doctest::Contains("model.attention.windw"), Error);
+  CHECK_THROWS_WITH_AS(
+      recipes::parse_model_config(
+          "[model]\nposition = \"alibi\"\n[model.attention]\nkind = \"linear\"\n", "x.toml"),
+      doctest::Contains("linear attention has no scores to bias"), Error);
 }
 
 }  // namespace

@@ -19,7 +19,8 @@ void check_module_grads(nn::Module& m, std::vector<Tensor> extra,
   m.to(DType::F64);
   std::vector<Tensor> inputs = extra;
   for (const auto& p : m.named_parameters()) inputs.push_back(p.tensor);
-  const ag::GradcheckResult r = ag::gradcheck([&](const std::vector<Tensor>&) { return f(); }, inputs);
+  const ag::GradcheckResult r =
+      ag::gradcheck([&](const std::vector<Tensor>&) { return f(); }, inputs);
   INFO(r.message);
   CHECK(r.ok);
 }
@@ -91,10 +92,13 @@ TEST_CASE("MQA and GQA equal MHA with the K/V heads repeated") {
     full.o_proj->weight.copy_(grouped.o_proj->weight);
     full.o_proj->bias.copy_(grouped.o_proj->bias);
     const int64_t D = 2, rep = 4 / kv;
-    for (auto [src, dst] : {std::pair{grouped.k_proj, full.k_proj}, std::pair{grouped.v_proj, full.v_proj}}) {
+    for (auto [src, dst] :
+         {std::pair{grouped.k_proj, full.k_proj}, std::pair{grouped.v_proj, full.v_proj}}) {
       for (int64_t h = 0; h < 4; ++h) {
-        dst->weight.slice(0, h * D, (h + 1) * D).copy_(src->weight.slice(0, (h / rep) * D, (h / rep + 1) * D));
-        dst->bias.slice(0, h * D, (h + 1) * D).copy_(src->bias.slice(0, (h / rep) * D, (h / rep + 1) * D));
+        dst->weight.slice(0, h * D, (h + 1) * D)
+            .copy_(src->weight.slice(0, (h / rep) * D, (h / rep + 1) * D));
+        dst->bias.slice(0, h * D, (h + 1) * D)
+            .copy_(src->bias.slice(0, (h / rep) * D, (h / rep + 1) * D));
       }
     }
     nn::AttentionContext ctx;
@@ -115,16 +119,30 @@ TEST_CASE("whole tiny Transformer: gradients for each position type") {
     nn::ModelConfig cfg = tiny(pos);
     cfg.label_smoothing = 0.1;
     nn::Transformer model(cfg, 3);
-    check_module_grads(model, {}, [&] {
-      return ag::cross_entropy(model.forward(src, tgt_in), tgt_out, 0, 0.1);
-    });
+    check_module_grads(
+        model, {}, [&] { return ag::cross_entropy(model.forward(src, tgt_in), tgt_out, 0, 0.1); });
   }
   nn::ModelConfig lm = tiny("rope", 2, 1);
   lm.arch = "decoder";
   lm.encoder_layers = 0;
   lm.tie_embeddings = false;
   nn::Transformer model(lm, 4);
-  check_module_grads(model, {}, [&] { return ag::cross_entropy(model.forward_lm(tgt_in), tgt_out, 0, 0.0); });
+  check_module_grads(model, {},
+                     [&] { return ag::cross_entropy(model.forward_lm(tgt_in), tgt_out, 0, 0.0); });
+}
+
+TEST_CASE("whole tiny Transformer: gradients with sliding-window and linear self-attention") {
+  const Tensor src = ag::from_vector<int64_t>({4, 5, 6, 3, 7, 3, 0, 0}, {2, 4});
+  const Tensor tgt_in = ag::from_vector<int64_t>({2, 8, 9, 2, 10, 0}, {2, 3});
+  const Tensor tgt_out = ag::from_vector<int64_t>({8, 9, 3, 10, 3, 0}, {2, 3});
+  for (const char* kind : {"sliding_window", "linear"}) {
+    INFO("attention ", std::string(kind));
+    nn::ModelConfig cfg = tiny("rope", 2, 1);
+    cfg.attention.kind = kind, cfg.attention.window = 1;
+    nn::Transformer model(cfg, 3);
+    check_module_grads(
+        model, {}, [&] { return ag::cross_entropy(model.forward(src, tgt_in), tgt_out, 0, 0.1); });
+  }
 }
 
 TEST_CASE("incremental decoding with the KV cache equals the full forward pass") {
@@ -133,7 +151,7 @@ TEST_CASE("incremental decoding with the KV cache equals the full forward pass")
   for (const char* pos : {"sinusoidal", "rope", "alibi", "none", "dynamic", "yarn"}) {
     INFO("position ", std::string(pos));
     const bool scaled = std::string(pos) == "dynamic" || std::string(pos) == "yarn";
-    nn::ModelConfig cfg = tiny(scaled ? "rope" : pos, 2, 1);  // head_dim 4
+    nn::ModelConfig cfg = tiny(scaled ? "rope" : pos, 2, 1);    // head_dim 4
     if (scaled) cfg.rope.scaling = pos, cfg.rope.factor = 2.0;  // original_max_len 3 < 5
     nn::Transformer model(cfg, 5);
     model.eval();
@@ -143,7 +161,8 @@ TEST_CASE("incremental decoding with the KV cache equals the full forward pass")
       // A full recomputation on the prefix of length t + 1 (for Dynamic NTK the base
       // depends on that length, specs/positions.md); its last row is step t.
       const auto full = model.forward(src, tgt.slice(1, 0, t + 1)).to_vector<float>();
-      const auto step = model.decode_step(state, tgt.slice(1, t, t + 1).contiguous()).to_vector<float>();
+      const auto step =
+          model.decode_step(state, tgt.slice(1, t, t + 1).contiguous()).to_vector<float>();
       for (int64_t b = 0; b < 2; ++b)
         for (int64_t v = 0; v < 11; ++v)
           CHECK(step[size_t(b * 11 + v)] ==
