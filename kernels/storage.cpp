@@ -89,6 +89,12 @@ AllocatorStats cpu_allocator_stats() {
   return c.stats;
 }
 
+void cpu_reset_peak() {
+  CpuCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.stats.peak_allocated_bytes = c.stats.allocated_bytes;
+}
+
 void cpu_empty_cache() {
   CpuCache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);

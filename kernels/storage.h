@@ -48,5 +48,6 @@ void* cpu_allocate(size_t nbytes);
 void cpu_free(void* p, size_t nbytes);
 AllocatorStats cpu_allocator_stats();
 void cpu_empty_cache();  // returns all cached blocks to the system
+void cpu_reset_peak();   // peak_allocated_bytes = allocated_bytes (a new measurement window)
 
 }  // namespace loom::kernels
