@@ -82,8 +82,12 @@ void eval_command(const std::string& checkpoint, const EvalOptions& o, std::ostr
     LOOM_CHECK(!l.model->config().is_seq2seq(), "eval: --split ", o.split,
                ": one file is a language model's text; a translation model needs SRC,TGT");
   const data::Encoder encode = [&](std::string_view s) { return l.tokenizer.encode(s); };
-  const data::Corpus corpus = data::load_corpus(files[0], files[1], encode,
-                                                l.model->config().max_len, data::LengthPolicy::Truncate);
+  // A sweep leaves out examples longer than its last bucket (a truncated document would be
+  // decoded from part of its source and scored against all of its reference); a plain
+  // evaluation truncates them to max_len.
+  const data::Corpus corpus = data::load_corpus(
+      files[0], files[1], encode, l.model->config().max_len,
+      o.context_sweep ? data::LengthPolicy::Skip : data::LengthPolicy::Truncate);
   const std::vector<std::string> references = data::read_lines(files[1]);
   if (o.context_sweep) {
     SweepOptions so;
@@ -100,8 +104,9 @@ void eval_command(const std::string& checkpoint, const EvalOptions& o, std::ostr
       out << sweep_json(r, method.str()) << "\n";
     } else {
       print_sweep(r, checkpoint + " on " + files[1] + ": " + method.str() + ", " +
-                         std::to_string(corpus.truncated) + " examples truncated to " +
-                         std::to_string(l.model->config().max_len) + " tokens", out);
+                         std::to_string(corpus.skipped) + " of " + std::to_string(corpus.lines) +
+                         " examples longer than " + std::to_string(l.model->config().max_len) +
+                         " tokens left out", out);
     }
     if (!o.out_prefix.empty()) {
       std::ofstream(o.out_prefix + ".csv") << sweep_csv(r, method.str());
