@@ -20,7 +20,12 @@ int inspect_command(const std::string& path, bool verify, std::ostream& out) {
       << "model: " << m.arch << ", d_model " << m.d_model << ", " << m.heads << " heads ("
       << m.kv_heads << " kv), ffn " << m.ffn << ", " << m.encoder_layers << "+" << m.decoder_layers
       << " layers, vocab " << m.vocab << ", position " << m.position << " (rope scaling "
-      << m.rope.scaling << "), max_len " << m.max_len << "\n"
+      << m.rope.scaling << "), max_len " << m.max_len;
+  if (m.attention.kind != "full")
+    out << ", self-attention " << m.attention.kind
+        << (m.attention.kind == "sliding_window" ? " " + std::to_string(m.attention.window) : "")
+        << " (" << m.attention.layers << ")";
+  out << "\n"
       << "parameters: " << params << " in " << c.model_state.size() << " tensors; tokenizer "
       << c.tokenizer_bytes.size() << " bytes\n";
 
