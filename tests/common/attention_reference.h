@@ -10,6 +10,10 @@
 #include "common/op_spec.h"
 #include "kernels/random.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace loom::test {
 namespace attention_reference {
 using namespace loom::ag;
@@ -73,6 +77,22 @@ inline Tensors grads_of(const std::function<Tensor(const Tensors&)>& f, const Te
   Tensors g;
   for (const Tensor& x : leaves) g.push_back(x.grad());
   return g;
+}
+
+// Runs `run` on 2 threads, then on 1, and checks the results are bitwise equal.
+inline void check_thread_count_independent(const std::function<Tensors()>& run) {
+#ifdef _OPENMP
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  const Tensors two = run();
+  omp_set_num_threads(1);
+  const Tensors one = run();
+  omp_set_num_threads(threads);
+  REQUIRE(one.size() == two.size());
+  for (size_t i = 0; i < one.size(); ++i) CHECK(max_abs_diff(one[i], two[i]) == 0);
+#else
+  (void)run;
+#endif
 }
 
 }  // namespace attention_reference

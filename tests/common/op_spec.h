@@ -26,11 +26,11 @@ using Tensors = std::vector<Tensor>;
 
 struct OpSpec {
   std::string name;
-  std::vector<Dims> shapes;                     // one per input
+  std::vector<Dims> shapes;  // one per input
   std::function<Tensor(const Tensors&)> op;
   std::function<Tensor(const Tensors&)> reference;  // optional
-  double low = -1.0, high = 1.0;                // range of the random inputs
-  std::vector<bool> differentiable;             // per input; empty = all
+  double low = -1.0, high = 1.0;                    // range of the random inputs
+  std::vector<bool> differentiable;                 // per input; empty = all
   // Custom inputs (e.g. integer ids): called with the dtype; overrides shapes/low/high.
   std::function<Tensors(DType)> make_inputs;
 };

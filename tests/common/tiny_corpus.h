@@ -48,7 +48,8 @@ inline std::string tiny_recipe(const std::filesystem::path& dir, const std::stri
                                const std::string& rest) {
   const std::string d = dir.string();
   std::ostringstream r;
-  r << "[model]\n" << model << "[data]\ntrain = [\"" << d << "/train.en\", \"" << d << "/train.es\"]\n"
+  r << "[model]\n"
+    << model << "[data]\ntrain = [\"" << d << "/train.en\", \"" << d << "/train.es\"]\n"
     << "dev = [\"" << d << "/dev.en\", \"" << d << "/dev.es\"]\n"
     << "test = [\"" << d << "/test.en\", \"" << d << "/test.es\"]\n"
     << "tokenizer = \"" << d << "/spm.model\"\nmax_tokens = 600\n"

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "autograd/ops.h"
+#include "common/decoding_check.h"
 #include "common/op_spec.h"
 #include "kernels/error.h"
 #include "nn/transformer.h"
@@ -51,13 +52,7 @@ TEST_CASE("sliding window and linear: incremental decoding equals the full pass,
       ag::NoGrad no_grad;
       nn::DecoderState state = model.start_decoding(src);
       for (int64_t t = 0; t < 8; ++t) {
-        const auto full = model.forward(src, tgt.slice(1, 0, t + 1)).to_vector<float>();
-        const auto step =
-            model.decode_step(state, tgt.slice(1, t, t + 1).contiguous()).to_vector<float>();
-        for (int64_t b = 0; b < 2; ++b)
-          for (int64_t v = 0; v < 11; ++v)
-            CHECK(step[size_t(b * 11 + v)] ==
-                  doctest::Approx(full[size_t((b * (t + 1) + t) * 11 + v)]).epsilon(1e-4));
+        check_decode_step(model, state, src, tgt, t);
         // The window: the next query sees 3 keys before it, no more are kept. Linear: sums.
         const int64_t kept = linear ? 0 : std::min<int64_t>(t + 1, 3);
         CHECK(state.layers[0].self.length() == kept);
