@@ -40,13 +40,18 @@ Loaded load(const std::string& path, const std::vector<std::string>& sets = {},
   return l;
 }
 
+}  // namespace
+
 // The [source, target] files of an eval split (see EvalOptions::split).
 std::vector<std::string> split_files(const std::string& split, const DataConfig& data) {
   namespace fs = std::filesystem;
   auto docs = [](const std::vector<std::string>& files) {
     std::vector<std::string> out;
-    for (const std::string& f : files)
-      out.push_back((fs::path(f).parent_path() / ("docs." + fs::path(f).filename().string())).string());
+    for (const std::string& f : files) {  // a recipe that trains on documents names them already
+      const std::string name = fs::path(f).filename().string();
+      out.push_back(
+          name.starts_with("docs.") ? f : (fs::path(f).parent_path() / ("docs." + name)).string());
+    }
     return out;
   };
   if (split == "dev") return data.dev;
@@ -58,20 +63,20 @@ std::vector<std::string> split_files(const std::string& split, const DataConfig&
   return {split.substr(0, comma), split.substr(comma + 1)};
 }
 
-}  // namespace
-
-void translate_stream(const std::string& checkpoint, const DecodeOptions& decode,
-                      std::istream& in, std::ostream& out) {
+void translate_stream(const std::string& checkpoint, const DecodeOptions& decode, std::istream& in,
+                      std::ostream& out) {
   const Loaded l = load(checkpoint);
-  LOOM_CHECK(l.model->config().is_seq2seq(), "translate: ", checkpoint,
-             " is a language model (model.arch = \"decoder\"); translate needs a seq2seq checkpoint");
+  LOOM_CHECK(
+      l.model->config().is_seq2seq(), "translate: ", checkpoint,
+      " is a language model (model.arch = \"decoder\"); translate needs a seq2seq checkpoint");
   std::vector<std::vector<int32_t>> sources;
   for (std::string line; std::getline(in, line);) {
     std::vector<int32_t> ids = l.tokenizer.encode(line);
     ids.push_back(nn::kEos);
     sources.push_back(std::move(ids));
   }
-  for (const auto& ids : translate_ids(*l.model, sources, decode)) out << l.tokenizer.decode(ids) << "\n";
+  for (const auto& ids : translate_ids(*l.model, sources, decode))
+    out << l.tokenizer.decode(ids) << "\n";
 }
 
 void eval_command(const std::string& checkpoint, const EvalOptions& o, std::ostream& out) {
@@ -85,9 +90,9 @@ void eval_command(const std::string& checkpoint, const EvalOptions& o, std::ostr
   // A sweep leaves out examples longer than its last bucket (a truncated document would be
   // decoded from part of its source and scored against all of its reference); a plain
   // evaluation truncates them to max_len.
-  const data::Corpus corpus = data::load_corpus(
-      files[0], files[1], encode, l.model->config().max_len,
-      o.context_sweep ? data::LengthPolicy::Skip : data::LengthPolicy::Truncate);
+  const data::Corpus corpus =
+      data::load_corpus(files[0], files[1], encode, l.model->config().max_len,
+                        o.context_sweep ? data::LengthPolicy::Skip : data::LengthPolicy::Truncate);
   const std::vector<std::string> references = data::read_lines(files[1]);
   if (o.context_sweep) {
     SweepOptions so;
@@ -99,14 +104,17 @@ void eval_command(const std::string& checkpoint, const EvalOptions& o, std::ostr
     std::ostringstream method;
     method << l.model->config().position;
     if (l.model->config().position == "rope" && rope.scaling != "none")
-      method << " " << rope.scaling << " x" << rope.factor << " (L " << rope.original_max_len << ")";
+      method << " " << rope.scaling << " x" << rope.factor << " (L " << rope.original_max_len
+             << ")";
     if (o.json) {
       out << sweep_json(r, method.str()) << "\n";
     } else {
-      print_sweep(r, checkpoint + " on " + files[1] + ": " + method.str() + ", " +
-                         std::to_string(corpus.skipped) + " of " + std::to_string(corpus.lines) +
-                         " examples longer than " + std::to_string(l.model->config().max_len) +
-                         " tokens left out", out);
+      print_sweep(r,
+                  checkpoint + " on " + files[1] + ": " + method.str() + ", " +
+                      std::to_string(corpus.skipped) + " of " + std::to_string(corpus.lines) +
+                      " examples longer than " + std::to_string(l.model->config().max_len) +
+                      " tokens left out",
+                  out);
     }
     if (!o.out_prefix.empty()) {
       std::ofstream(o.out_prefix + ".csv") << sweep_csv(r, method.str());
@@ -114,8 +122,9 @@ void eval_command(const std::string& checkpoint, const EvalOptions& o, std::ostr
     }
     return;
   }
-  const EvalResult r = evaluate(*l.model, corpus.examples, l.tokenizer, references,
-                                l.recipe.data.max_tokens, int64_t(corpus.examples.size()), o.decode);
+  const EvalResult r =
+      evaluate(*l.model, corpus.examples, l.tokenizer, references, l.recipe.data.max_tokens,
+               int64_t(corpus.examples.size()), o.decode);
   if (o.json) {
     out << eval_json(r) << "\n";
     return;

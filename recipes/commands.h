@@ -7,13 +7,18 @@
 #include <vector>
 
 #include "recipes/decode.h"
+#include "recipes/recipe.h"
 
 namespace loom::recipes {
 
 // `loom translate --checkpoint CKPT`: one source sentence per input line, one translation
 // per output line, in order.
-void translate_stream(const std::string& checkpoint, const DecodeOptions& decode,
-                      std::istream& in, std::ostream& out);
+void translate_stream(const std::string& checkpoint, const DecodeOptions& decode, std::istream& in,
+                      std::ostream& out);
+
+// The [source, target] files of an eval split (EvalOptions::split) for a recipe's data; a
+// docs- split of a recipe whose files are documents already (docs.test.en) keeps them.
+std::vector<std::string> split_files(const std::string& split, const DataConfig& data);
 
 struct EvalOptions {
   // dev | test | docs-dev | docs-test | SRC,TGT (or one TEXT file for a language model).
