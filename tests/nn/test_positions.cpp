@@ -242,6 +242,23 @@ TEST_CASE("positions: YaRN's mscale overrides the attention factor only") {
   check_close(sin, std::vector<double>(32, 0.0), "sin at m = 0");
 }
 
+TEST_CASE("positions: YaRN's attention factor reaches the scores once, as a squared") {
+  // q and k are both rotated with tables that carry a, so q·k scales by a², not a or a⁴.
+  const nn::RopeConfig cfg{.scaling = "yarn", .factor = 4.0, .original_max_len = 16};
+  const nn::RopeFrequencies f = nn::rope_frequencies(cfg, 8, 64);
+  nn::RopeFrequencies unit = f;
+  unit.attention_factor = 1.0;
+  Generator gen(47);
+  const Tensor q = randn({1, 2, 40, 8}, gen, DType::F64), k = randn({1, 2, 40, 8}, gen, DType::F64);
+  auto scores = [&](const nn::RopeFrequencies& freq) {
+    const auto [cos, sin] = nn::rope_tables(freq, 0, 40, DType::F64);
+    return matmul(nn::apply_rope(q, cos, sin), nn::apply_rope(k, cos, sin).transpose(2, 3));
+  };
+  const double a = f.attention_factor;
+  CHECK(a == doctest::Approx(0.1 * std::log(4.0) + 1.0).epsilon(1e-15));
+  CHECK(max_abs_diff(scores(f), scores(unit) * (a * a)) < 1e-12);
+}
+
 TEST_CASE("positions: bad configs and inputs give errors naming the key") {
   auto check_cfg = [](nn::RopeConfig cfg, int64_t head_dim, const std::string& text) {
     check_error([&] { nn::check_rope_config(cfg, head_dim); }, text);
