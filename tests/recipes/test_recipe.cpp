@@ -136,19 +136,5 @@ TEST_CASE("recipes: the long-context fine-tunes extend their base models 4x with
         std::vector<std::string>{"data/bible/train.es", "data/bible/train.es"});
 }
 
-TEST_CASE("eval splits: docs-X names the document files, once; SRC,TGT and TEXT as given") {
-  DataConfig d;
-  d.dev = {"data/bible/dev.en", "data/bible/dev.es"};
-  d.test = {"data/bible/test.en", "data/bible/test.es"};
-  using Files = std::vector<std::string>;
-  CHECK(split_files("test", d) == d.test);
-  CHECK(split_files("docs-dev", d) == Files{"data/bible/docs.dev.en", "data/bible/docs.dev.es"});
-  CHECK(split_files("docs-test", d) == Files{"data/bible/docs.test.en", "data/bible/docs.test.es"});
-  d.test = {"data/bible/docs.test.en", "data/bible/docs.test.es"};  // a document-level recipe
-  CHECK(split_files("docs-test", d) == d.test);
-  CHECK(split_files("a.en,b.es", d) == Files{"a.en", "b.es"});
-  CHECK(split_files("text.es", d) == Files{"text.es", "text.es"});
-}
-
 }  // namespace
 }  // namespace loom::recipes
