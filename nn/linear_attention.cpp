@@ -68,10 +68,12 @@ Tensor linear_attention(const Tensor& q, const Tensor& k, const Tensor& v,
     z = ag::zeros({B, H, D, 1}, q.dtype(), q.device());
   }
   std::vector<Tensor> outs;
+  // One mask for every chunk; a shorter last chunk uses its top-left corner.
+  const Tensor tril = lower_triangle(std::min(o.chunk, T), q.dtype(), q.device());
   for (int64_t t0 = 0; t0 < T; t0 += o.chunk) {
     const int64_t t1 = std::min(T, t0 + o.chunk), C = t1 - t0;
     const Tensor qc = q.slice(2, t0, t1), kc = kf.slice(2, t0, t1), vc = vf.slice(2, t0, t1);
-    const Tensor a = ag::matmul(qc, kc.transpose(2, 3)) * lower_triangle(C, q.dtype(), q.device());
+    const Tensor a = ag::matmul(qc, kc.transpose(2, 3)) * tril.slice(0, 0, C).slice(1, 0, C);
     const Tensor num = ag::matmul(a, vc) + ag::matmul(qc, kv);                 // (B, H, C, Dv)
     const Tensor den = ag::sum(a, {3}, /*keepdim=*/true) + ag::matmul(qc, z);  // (B, H, C, 1)
     outs.push_back(num / (den + o.eps));
