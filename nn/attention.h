@@ -10,6 +10,8 @@
 // (specs/positions.md: loom follows the YaRN paper here, not HF's rotated-key cache).
 #pragma once
 
+#include "nn/block_sparse_attention.h"
+#include "nn/infini_attention.h"
 #include "nn/linear.h"
 #include "nn/linear_attention.h"
 
@@ -26,19 +28,30 @@ struct AttentionContext {
   // Linear attention (nn/linear_attention.h) instead of softmax attention: RoPE, when
   // given, rotates q and k before the feature map; key_mask is (B, 1, 1, S).
   bool linear = false;
+  // Block-sparse (nn/block_sparse_attention.h) when block > 0: queries and keys are the
+  // same positions 0 .. T-1 (an empty cache). Decoding with a cache gets the pattern as a
+  // key_mask instead (Transformer::self_context).
+  int64_t block = 0, global = 0;
+  // Infini-attention (nn/infini_attention.h) when segment > 0, on the Attention's gate;
+  // q_start, k_start: absolute positions of the first query and key.
+  int64_t segment = 0;
+  bool delta_rule = true;
+  int64_t q_start = 0, k_start = 0;
 };
 
 // Keys and values seen so far by one attention layer during incremental decoding.
 struct KVCache {
   Tensor k, v;                  // (B, KV, S, D); k unrotated
   LinearAttentionState linear;  // linear attention: the running sums instead of k and v
+  InfiniMemory memory;          // Infini-attention: the earlier segments (k, v: this one)
   int64_t length() const { return k.defined() ? k.size(2) : 0; }
 };
 
 class Attention : public Module {
  public:
+  // memory_gate: Infini-attention's β per head ("gate" (H), zeros: sigmoid 1/2).
   Attention(int64_t dim, int64_t heads, int64_t kv_heads, double dropout, Generator& init,
-            std::shared_ptr<Generator> dropout_gen);
+            std::shared_ptr<Generator> dropout_gen, bool memory_gate = false);
 
   // x: (B, T, C) queries; memory: (B, S, C) keys/values (= x for self-attention).
   // With `cache`, memory's new keys/values are appended to it first (self-attention
@@ -47,6 +60,7 @@ class Attention : public Module {
                  KVCache* cache = nullptr, bool static_kv = false) const;
 
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, o_proj;
+  Tensor gate;  // Infini-attention only
 
  private:
   int64_t heads_, kv_heads_, head_dim_;

@@ -41,15 +41,28 @@ void ModelConfig::validate() const {
              "model.label_smoothing = ", label_smoothing, ": expected [0, 1]");
   LOOM_CHECK(max_len > 0, "model.max_len = ", max_len, ": must be positive");
   if (position == "rope") check_rope_config(rope, head_dim());
-  check_choice("attention.kind", attention.kind, {"full", "sliding_window", "linear"});
+  check_choice("attention.kind", attention.kind,
+               {"full", "sliding_window", "block_sparse", "linear", "infini"});
   LOOM_CHECK(!(attention.kind == "linear" && position == "alibi"),
              "model.attention.kind = "
              "\"linear\" with position = \"alibi\": linear attention has no scores to bias; use "
              "position = \"rope\", \"sinusoidal\" or \"none\"");
+  LOOM_CHECK(!(attention.kind == "block_sparse" && position == "alibi"),
+             "model.attention.kind = \"block_sparse\" with position = \"alibi\": not "
+             "implemented (the bias would be a full T x T matrix); use position = \"rope\", "
+             "\"sinusoidal\" or \"none\"");
   check_choice("attention.layers", attention.layers, {"encoder", "decoder", "both"});
   LOOM_CHECK(attention.kind != "sliding_window" || attention.window >= 1,
              "model.attention.window = ", attention.window,
              ": a sliding window needs window >= 1 (keys on each side)");
+  LOOM_CHECK(attention.kind != "block_sparse" || attention.block >= 1,
+             "model.attention.block = ", attention.block,
+             ": block_sparse needs block >= 1 (positions per block)");
+  LOOM_CHECK(attention.global >= 0, "model.attention.global = ", attention.global,
+             ": expected >= 0 (leading global positions)");
+  LOOM_CHECK(attention.kind != "infini" || attention.segment >= 1,
+             "model.attention.segment = ", attention.segment,
+             ": infini needs segment >= 1 (positions per segment)");
 }
 
 }  // namespace loom::nn

@@ -17,9 +17,23 @@ namespace loom::nn {
 //     φ = elu + 1 instead of softmax, O(T D²); decoding keeps a fixed (D, D) state. It has
 //     no attention weights, hence no attention dropout, and no ALiBi. With Dynamic NTK a
 //     key enters the sums rotated with its own step's frequencies (not re-rotated later).
+//   block_sparse (BigBird, Zaheer et al. 2020, without its random blocks): positions in
+//     blocks of `block`; a query sees its own block and the one on each side (the one
+//     before, in the decoder) and the first `global` positions, which (in the encoder)
+//     see every key; nn/block_sparse_attention.h. Decoding keeps the global keys and the
+//     last two blocks. No ALiBi.
+//   infini (Infini-attention, Munkhdalai et al. 2024): softmax attention inside segments
+//     of `segment` positions plus a compressive linear-attention memory of the earlier
+//     segments (`delta_rule` update), mixed by a learned gate per head
+//     (self_attn.gate); nn/infini_attention.h. Decoding keeps the memory and the keys of
+//     the current segment.
 struct AttentionPattern {
-  std::string kind = "full";    // full | sliding_window | linear
+  std::string kind = "full";    // full | sliding_window | block_sparse | linear | infini
   int64_t window = 0;           // sliding_window: keys per side, >= 1
+  int64_t block = 0;            // block_sparse: positions per block, >= 1
+  int64_t global = 0;           // block_sparse: leading global positions, >= 0
+  int64_t segment = 0;          // infini: positions per segment, >= 1
+  bool delta_rule = true;       // infini: the delta-rule memory update (else plain linear)
   std::string layers = "both";  // encoder | decoder | both: the self-attentions it applies to
   // Whether the encoder's (or the decoder's) self-attention uses `kind`.
   bool applies(bool encoder) const {
@@ -27,6 +41,8 @@ struct AttentionPattern {
   }
   bool windowed(bool encoder) const { return kind == "sliding_window" && applies(encoder); }
   bool linear(bool encoder) const { return kind == "linear" && applies(encoder); }
+  bool block_sparse(bool encoder) const { return kind == "block_sparse" && applies(encoder); }
+  bool infini(bool encoder) const { return kind == "infini" && applies(encoder); }
 };
 
 struct ModelConfig {

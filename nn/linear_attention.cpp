@@ -8,13 +8,6 @@
 namespace loom::nn {
 namespace {
 
-// (B, KV, S, X) -> (B, KV * G, S, X): each kv head repeated for its G query heads.
-Tensor repeat_kv(const Tensor& x, int64_t G) {
-  if (G == 1) return x;
-  const int64_t B = x.size(0), KV = x.size(1), S = x.size(2), X = x.size(3);
-  return x.unsqueeze(2).expand({B, KV, G, S, X}).reshape({B, KV * G, S, X});
-}
-
 // (C, C) lower-triangular (diagonal included) 0/1 matrix in dtype.
 Tensor lower_triangle(int64_t C, kernels::DType dtype, kernels::Device device) {
   std::vector<double> bits(size_t(C * C), 0.0);
@@ -24,6 +17,12 @@ Tensor lower_triangle(int64_t C, kernels::DType dtype, kernels::Device device) {
 }
 
 }  // namespace
+
+Tensor repeat_kv_heads(const Tensor& x, int64_t G) {
+  if (G == 1) return x;
+  const int64_t B = x.size(0), KV = x.size(1), S = x.size(2), X = x.size(3);
+  return x.unsqueeze(2).expand({B, KV, G, S, X}).reshape({B, KV * G, S, X});
+}
 
 Tensor elu_feature_map(const Tensor& x) {
   return ag::relu(x) + ag::exp(ag::minimum(x, ag::zeros({}, x.dtype(), x.device())));
@@ -44,7 +43,7 @@ Tensor linear_attention(const Tensor& q, const Tensor& k, const Tensor& v,
              "linear_attention: a decoding state is for the causal form only");
   LOOM_CHECK(o.chunk >= 1, "linear_attention: chunk = ", o.chunk, ": must be >= 1");
   const int64_t G = q.size(1) / k.size(1), T = q.size(2);
-  Tensor kf = repeat_kv(k, G), vf = repeat_kv(v, G);  // (B, H, S, D), (B, H, S, Dv)
+  Tensor kf = repeat_kv_heads(k, G), vf = repeat_kv_heads(v, G);  // (B, H, S, D), (B, H, S, Dv)
   if (o.key_mask.defined()) {
     LOOM_CHECK(o.key_mask.dim() == 4 && o.key_mask.size(1) == 1 && o.key_mask.size(2) == 1 &&
                    o.key_mask.size(3) == k.size(2),

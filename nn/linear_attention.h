@@ -17,6 +17,9 @@ namespace loom::nn {
 
 using ag::Tensor;
 
+// (B, KV, S, X) -> (B, KV * G, S, X): each kv head repeated for its G query heads.
+Tensor repeat_kv_heads(const Tensor& x, int64_t G);
+
 // φ(x) = elu(x) + 1: x + 1 for x > 0, exp(x) for x <= 0.
 Tensor elu_feature_map(const Tensor& x);
 

@@ -12,9 +12,9 @@ namespace loom::nn {
 EncoderLayer::EncoderLayer(const ModelConfig& cfg, Generator& init,
                            std::shared_ptr<Generator> dropout_gen)
     : Module("EncoderLayer"), pre_norm_(cfg.norm == "pre") {
-  self_attn =
-      register_module("self_attn", std::make_shared<Attention>(cfg.d_model, cfg.heads, cfg.kv_heads,
-                                                               cfg.dropout, init, dropout_gen));
+  self_attn = register_module(
+      "self_attn", std::make_shared<Attention>(cfg.d_model, cfg.heads, cfg.kv_heads, cfg.dropout,
+                                               init, dropout_gen, cfg.attention.infini(true)));
   self_attn_norm = register_module("self_attn_norm", std::make_shared<LayerNorm>(cfg.d_model));
   ffn = register_module("ffn", std::make_shared<FeedForward>(cfg.d_model, cfg.ffn, cfg.activation,
                                                              cfg.dropout, init, dropout_gen));
@@ -35,9 +35,9 @@ Tensor EncoderLayer::forward(const Tensor& x, const AttentionContext& ctx) const
 DecoderLayer::DecoderLayer(const ModelConfig& cfg, Generator& init,
                            std::shared_ptr<Generator> dropout_gen)
     : Module("DecoderLayer"), pre_norm_(cfg.norm == "pre") {
-  self_attn =
-      register_module("self_attn", std::make_shared<Attention>(cfg.d_model, cfg.heads, cfg.kv_heads,
-                                                               cfg.dropout, init, dropout_gen));
+  self_attn = register_module(
+      "self_attn", std::make_shared<Attention>(cfg.d_model, cfg.heads, cfg.kv_heads, cfg.dropout,
+                                               init, dropout_gen, cfg.attention.infini(false)));
   self_attn_norm = register_module("self_attn_norm", std::make_shared<LayerNorm>(cfg.d_model));
   if (cfg.is_seq2seq()) {
     cross_attn = register_module(
@@ -137,23 +137,47 @@ Tensor Transformer::embed_tokens(const Embedding& table, const Tensor& ids, int6
   return dropout_->forward(x);
 }
 
-AttentionContext Transformer::self_context(int64_t q_start, int64_t T, int64_t k_start, int64_t S,
-                                           bool causal, bool encoder,
+AttentionContext Transformer::self_context(int64_t q_start, int64_t T, const CachedKeys& keys,
+                                           int64_t S, bool causal, bool encoder,
                                            const Tensor& key_mask) const {
+  const AttentionPattern& pattern = cfg_.attention;
   AttentionContext ctx;
   ctx.key_mask = key_mask;
   ctx.causal = causal;
-  if (cfg_.attention.windowed(encoder)) {
-    ctx.window_left = cfg_.attention.window;
-    ctx.window_right = causal ? 0 : cfg_.attention.window;
+  if (pattern.windowed(encoder)) {
+    ctx.window_left = pattern.window;
+    ctx.window_right = causal ? 0 : pattern.window;
   }
-  ctx.linear = cfg_.attention.linear(encoder);
+  ctx.linear = pattern.linear(encoder);
+  if (pattern.infini(encoder)) {
+    ctx.segment = pattern.segment, ctx.delta_rule = pattern.delta_rule;
+    ctx.q_start = q_start, ctx.k_start = keys.start;
+  }
   const DType dtype = embed->weight.dtype();
   const Device device = embed->weight.device();  // tables are built on the host, then moved
+  if (pattern.block_sparse(encoder)) {
+    if (keys.start == 0 && q_start == 0) {  // queries and keys: the same positions
+      ctx.block = pattern.block, ctx.global = pattern.global;
+    } else {  // decoding after a cache: the pattern over the cached keys as a mask
+      std::vector<double> seen(size_t(T * S));
+      for (int64_t i = 0; i < T; ++i)
+        for (int64_t c = 0; c < S; ++c)
+          seen[size_t(i * S + c)] = block_sparse_visible(q_start + i, keys.position(c),
+                                                         pattern.block, pattern.global, causal);
+      const Tensor pattern_mask = ag::from_vector(seen, {1, 1, T, S}).to(dtype).to(device);
+      ctx.key_mask = ag::gt(key_mask.to(dtype) * pattern_mask, ag::zeros({}, dtype, device));
+    }
+  }
   if (cfg_.position == "rope") {
-    const RopeFrequencies f = rope_frequencies(cfg_.rope, cfg_.head_dim(), k_start + S);
+    const int64_t tail = S - keys.prefix, end = keys.start + tail;
+    const RopeFrequencies f = rope_frequencies(cfg_.rope, cfg_.head_dim(), end);
     std::tie(ctx.rope_cos_q, ctx.rope_sin_q) = rope_tables(f, q_start, T, dtype);
-    std::tie(ctx.rope_cos_k, ctx.rope_sin_k) = rope_tables(f, k_start, S, dtype);
+    std::tie(ctx.rope_cos_k, ctx.rope_sin_k) = rope_tables(f, keys.start, tail, dtype);
+    if (keys.prefix > 0) {  // the leading keys kept before the tail
+      const auto [cos_p, sin_p] = rope_tables(f, 0, keys.prefix, dtype);
+      ctx.rope_cos_k = ag::concat({cos_p, ctx.rope_cos_k}, 0);
+      ctx.rope_sin_k = ag::concat({sin_p, ctx.rope_sin_k}, 0);
+    }
     for (Tensor* t : {&ctx.rope_cos_q, &ctx.rope_sin_q, &ctx.rope_cos_k, &ctx.rope_sin_k})
       *t = t->to(device);
   } else if (cfg_.position == "alibi") {
@@ -167,8 +191,8 @@ Tensor Transformer::encode(const Tensor& src_ids, Tensor* src_mask) const {
   const int64_t B = src.size(0), S = src.size(1);
   *src_mask = ag::ne(src, ag::full({}, double(kPad), src.dtype(), src.device())).view({B, 1, 1, S});
   const Tensor x = embed_tokens(*embed, src, 0);
-  return encoder->forward(x,
-                          self_context(0, S, 0, S, /*causal=*/false, /*encoder=*/true, *src_mask));
+  return encoder->forward(
+      x, self_context(0, S, CachedKeys{}, S, /*causal=*/false, /*encoder=*/true, *src_mask));
 }
 
 Tensor Transformer::logits(const Tensor& h) const {
@@ -212,8 +236,28 @@ void DecoderState::select(const Tensor& rows) {
   pick(tgt_mask);
   for (LayerCache& layer : layers)
     for (KVCache* c : {&layer.self, &layer.cross})
-      pick(c->k), pick(c->v), pick(c->linear.kv), pick(c->linear.z);
+      pick(c->k), pick(c->v), pick(c->linear.kv), pick(c->linear.z), pick(c->memory.M),
+          pick(c->memory.z);
 }
+
+// The keys a decoder query at position `next` or later can still see: all (full
+// attention), the last `window` (sliding window), none (linear attention: its sums),
+// the current segment (Infini-attention: earlier ones are in the memory), the global ones
+// and the previous and current blocks (block-sparse).
+namespace {
+CachedKeys keys_to_keep(const AttentionPattern& a, int64_t next) {
+  CachedKeys keys;
+  if (a.windowed(false)) keys.start = std::max<int64_t>(0, next - a.window);
+  if (a.linear(false)) keys.start = next;
+  if (a.infini(false)) keys.start = next / a.segment * a.segment;
+  if (a.block_sparse(false)) {
+    keys.start = std::max<int64_t>(0, (next / a.block - 1) * a.block);
+    keys.prefix = std::min(a.global, keys.start);        // global keys before the tail
+    if (keys.prefix == keys.start) keys = CachedKeys{};  // nothing between them dropped
+  }
+  return keys;
+}
+}  // namespace
 
 Tensor Transformer::decode_step(DecoderState& state, const Tensor& token_ids) const {
   LOOM_CHECK(token_ids.dim() == 2, "decode_step: tokens ", token_ids.sizes(),
@@ -228,26 +272,30 @@ Tensor Transformer::decode_step(DecoderState& state, const Tensor& token_ids) co
   const Tensor not_pad =
       ag::ne(tokens, ag::full({}, double(kPad), tokens.dtype(), tokens.device()));
   state.tgt_mask = L == 0 ? not_pad : ag::concat({state.tgt_mask, not_pad}, 1);
-  const int64_t K = L + T - state.cache_start;  // self-attention keys: cached + new
+  const CachedKeys keys = state.cached;
+  const int64_t K = keys.count(L + T);  // self-attention keys: cached + new
   const Tensor key_mask = state.tgt_mask.view({tokens.size(0), 1, 1, K});
   const Tensor h = decoder->forward(
-      y, state.memory,
-      self_context(L, T, state.cache_start, K, /*causal=*/true, /*encoder=*/false, key_mask), cross,
-      &state.layers);
+      y, state.memory, self_context(L, T, keys, K, /*causal=*/true, /*encoder=*/false, key_mask),
+      cross, &state.layers);
   state.length = L + T;
-  // Bounded decoding state: with a window the next query (position L + T) sees keys from
-  // L + T - window on, so older keys and their mask columns go; linear attention has folded
-  // every key into its sums and keeps none.
-  const int64_t keep = cfg_.attention.windowed(false) ? cfg_.attention.window
-                       : cfg_.attention.linear(false) ? 0
-                                                      : K;
-  if (K > keep) {
-    const int64_t drop = K - keep;
+  // Bounded decoding state: drop the keys no later query sees, with their tgt_mask columns.
+  const CachedKeys next = keys_to_keep(cfg_.attention, state.length);
+  if (next.prefix != keys.prefix || next.start != keys.start) {
+    LOOM_CHECK(
+        (next.prefix <= keys.prefix || keys.start == keys.prefix) && next.start >= keys.start,
+        "decode_step: internal: keys to keep that are no longer cached");
+    // Index ranges in the cached keys: [0, prefix) and [index(start), K).
+    const int64_t from = keys.index(next.start);
+    auto keep = [&](const Tensor& t, int dim) {
+      if (next.prefix == 0) return t.slice(dim, from, K);
+      return ag::concat({t.slice(dim, 0, next.prefix), t.slice(dim, from, K)}, dim);
+    };
     for (LayerCache& layer : state.layers)
       for (Tensor* t : {&layer.self.k, &layer.self.v})
-        if (t->defined()) *t = t->slice(2, drop, K);
-    state.tgt_mask = state.tgt_mask.slice(1, drop, K);
-    state.cache_start += drop;
+        if (t->defined()) *t = keep(*t, 2);
+    state.tgt_mask = keep(state.tgt_mask, 1);
+    state.cached = next;
   }
   return logits(h);
 }

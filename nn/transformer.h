@@ -84,6 +84,15 @@ class Decoder : public Module {
   std::shared_ptr<LayerNorm> norm;  // pre-LN only
 };
 
+// Which target positions a decoding state's self-attention cache holds: the first
+// `prefix` ones (block-sparse's global keys), then every one from `start` on.
+struct CachedKeys {
+  int64_t prefix = 0, start = 0;  // prefix <= start
+  int64_t count(int64_t length) const { return prefix + length - start; }
+  int64_t position(int64_t index) const { return index < prefix ? index : start + index - prefix; }
+  int64_t index(int64_t pos) const { return pos < prefix ? pos : prefix + pos - start; }
+};
+
 // Incremental decoding state (greedy or beam search): the encoder output and per-layer
 // caches; `length` target tokens have been fed so far.
 struct DecoderState {
@@ -92,9 +101,9 @@ struct DecoderState {
   Tensor tgt_mask;  // (B, length) bool: target tokens fed so far that are not pad
   std::vector<LayerCache> layers;
   int64_t length = 0;
-  // Position of the first self-attention key still cached: 0, or with a sliding window
-  // length - window once older keys (and their tgt_mask columns) have been dropped.
-  int64_t cache_start = 0;
+  // The self-attention keys (and tgt_mask columns) still cached: all, or with a bounded
+  // pattern (sliding window, block-sparse, linear, Infini) the ones later queries see.
+  CachedKeys cached;
 
   // Keeps batch rows `rows` (1-D int64/int32, repeats allowed) of every tensor above, in
   // that order: row i of the new state is row rows[i] of the old (beam search reorders
@@ -131,10 +140,10 @@ class Transformer : public Module {
  private:
   // embed(ids) * sqrt(C) (+ sinusoidal rows for positions [start, start + T)), dropout
   Tensor embed_tokens(const Embedding& table, const Tensor& ids, int64_t start) const;
-  // Self-attention of queries at positions [q_start, q_start + T) over keys at
-  // [k_start, k_start + S); `encoder` picks the side of model.attention.layers.
-  AttentionContext self_context(int64_t q_start, int64_t T, int64_t k_start, int64_t S, bool causal,
-                                bool encoder, const Tensor& key_mask) const;
+  // Self-attention of queries at positions [q_start, q_start + T) over S keys at the
+  // positions `keys` names; `encoder` picks the side of model.attention.layers.
+  AttentionContext self_context(int64_t q_start, int64_t T, const CachedKeys& keys, int64_t S,
+                                bool causal, bool encoder, const Tensor& key_mask) const;
   Tensor encode(const Tensor& src, Tensor* src_mask) const;
   Tensor logits(const Tensor& h) const;
 

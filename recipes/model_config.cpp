@@ -40,9 +40,13 @@ void read_model_table(const toml::table& model, const std::string& source, nn::M
   }
   if (const toml::table* attention = r.subtable("attention")) {
     const TomlReader ra(source, *attention, "model.attention.");
-    ra.check_keys({"kind", "window", "layers"});
+    ra.check_keys({"kind", "window", "block", "global", "segment", "delta_rule", "layers"});
     ra.get("kind", cfg.attention.kind);
     ra.get("window", cfg.attention.window);
+    ra.get("block", cfg.attention.block);
+    ra.get("global", cfg.attention.global);
+    ra.get("segment", cfg.attention.segment);
+    ra.get("delta_rule", cfg.attention.delta_rule);
     ra.get("layers", cfg.attention.layers);
   }
 }
@@ -78,7 +82,10 @@ std::string model_config_to_toml(const nn::ModelConfig& c) {
   if (c.rope.mscale) os << "mscale = " << *c.rope.mscale << "\n";
   if (c.attention.kind != "full")  // full attention writes no table: older configs read alike
     os << "\n[model.attention]\nkind = \"" << c.attention.kind
-       << "\"\nwindow = " << c.attention.window << "\nlayers = \"" << c.attention.layers << "\"\n";
+       << "\"\nwindow = " << c.attention.window << "\nblock = " << c.attention.block
+       << "\nglobal = " << c.attention.global << "\nsegment = " << c.attention.segment
+       << "\ndelta_rule = " << (c.attention.delta_rule ? "true" : "false") << "\nlayers = \""
+       << c.attention.layers << "\"\n";
   return os.str();
 }
 

@@ -132,14 +132,17 @@ TEST_CASE("whole tiny Transformer: gradients for each position type") {
                      [&] { return ag::cross_entropy(model.forward_lm(tgt_in), tgt_out, 0, 0.0); });
 }
 
-TEST_CASE("whole tiny Transformer: gradients with sliding-window and linear self-attention") {
+TEST_CASE(
+    "whole tiny Transformer: gradients with windowed, linear, block-sparse, Infini "
+    "self-attention") {
   const Tensor src = ag::from_vector<int64_t>({4, 5, 6, 3, 7, 3, 0, 0}, {2, 4});
   const Tensor tgt_in = ag::from_vector<int64_t>({2, 8, 9, 2, 10, 0}, {2, 3});
   const Tensor tgt_out = ag::from_vector<int64_t>({8, 9, 3, 10, 3, 0}, {2, 3});
-  for (const char* kind : {"sliding_window", "linear"}) {
+  for (const char* kind : {"sliding_window", "linear", "block_sparse", "infini"}) {
     INFO("attention ", std::string(kind));
     nn::ModelConfig cfg = tiny("rope", 2, 1);
     cfg.attention.kind = kind, cfg.attention.window = 1;
+    cfg.attention.block = 1, cfg.attention.global = 1, cfg.attention.segment = 2;
     nn::Transformer model(cfg, 3);
     check_module_grads(
         model, {}, [&] { return ag::cross_entropy(model.forward(src, tgt_in), tgt_out, 0, 0.1); });
