@@ -257,13 +257,21 @@ TrainResult train_rank(const Recipe& recipe, const std::string& out_dir, std::os
   } else if (!tc.init_from.empty()) {
     const Checkpoint c = load_checkpoint(tc.init_from);
     same_tokenizer(c, tc.init_from);
-    try {
-      model.load_state_dict(c.model_state);
-    } catch (const Error& e) {
-      throw Error(detail::cat("train.init_from ", tc.init_from, ": ", e.what()));
+    // Parameters the new model adds (e.g. Infini-attention's gates) keep their initial
+    // values and are named; unexpected or reshaped ones are refused.
+    const nn::LoadReport r = model.load_state_dict(c.model_state, /*strict=*/false);
+    LOOM_CHECK(r.unexpected.empty() && r.wrong_shape.empty(), "train.init_from ", tc.init_from,
+               ": load_state_dict: ", r.summary());
+    if (r.missing.empty()) {
+      log.line("init from ", tc.init_from, " (step ", c.meta.step, "): loaded all ",
+               c.model_state.size(), " parameters; optimizer, schedule and data start fresh");
+    } else {
+      std::string fresh;
+      for (const std::string& name : r.missing) fresh += (fresh.empty() ? "" : ", ") + name;
+      log.line("init from ", tc.init_from, " (step ", c.meta.step, "): loaded ", r.loaded.size(),
+               " parameters; ", r.missing.size(), " new to this model keep their initial values (",
+               fresh, "); optimizer, schedule and data start fresh");
     }
-    log.line("init from ", tc.init_from, " (step ", c.meta.step, "): loaded all ",
-             c.model_state.size(), " parameters; optimizer, schedule and data start fresh");
     for (const ConfigChange& ch : config_changes(c.meta.config_toml, meta.config_toml))
       if (ch.key.rfind("model.", 0) == 0) log.line("init from: ", ch.key, " ", ch.before, " -> ", ch.now);
   }

@@ -204,6 +204,16 @@ TEST_CASE("init-from: a new run starts from another run's weights and reports th
   INFO(e);
   CHECK(e.find("train.init_from " + ckpt + ": load_state_dict: ") == 0);
   CHECK(e.find("encoder.layers.0.ffn.fc1.weight: given [32,16], the model has [40,16]") != std::string::npos);
+  // Infini-attention adds a gate per self-attention: new parameters, named, initial values.
+  const Recipe infini = parse_recipe(
+      recipe_text(tmp.path, 1, 1), "r.toml",
+      {"train.init_from=\"" + ckpt + "\"", "model.attention.kind=\"infini\"",
+       "model.attention.segment=8", "model.attention.layers=\"decoder\""});
+  std::ostringstream infini_console;
+  train(infini, (tmp.path / "infini").string(), infini_console);
+  INFO(infini_console.str());
+  CHECK(infini_console.str().find("new to this model keep their initial values "
+                                  "(decoder.layers.0.self_attn.gate)") != std::string::npos);
 }
 
 }  // namespace
