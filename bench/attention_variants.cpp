@@ -1,6 +1,8 @@
 // Self-attention variants against sequence length (issue 10): full softmax attention (the
-// fused kernel), a causal sliding window (banded kernel) and causal linear attention
-// (nn/linear_attention, elu + 1 features, chunks of 64), float32, forward + backward of one
+// fused kernel), a causal sliding window of `window` keys (banded kernel), causal
+// block-sparse attention (blocks of window / 2, so at most `window` keys before a query,
+// plus 4 global keys), causal linear attention (nn/linear_attention, elu + 1 features,
+// chunks of 64) and Infini-attention (segments of `window`, delta rule), float32, forward + backward of one
 // attention over q, k, v (B, H, T, D) that require grad. Per variant and length: median
 // milliseconds and the allocator's peak bytes above the inputs during the step (what the
 // variant keeps for its backward plus its transient buffers). The variants alternate within
@@ -15,6 +17,8 @@
 #include "autograd/ops.h"
 #include "common.h"
 #include "kernels/storage.h"
+#include "nn/block_sparse_attention.h"
+#include "nn/infini_attention.h"
 #include "nn/linear_attention.h"
 
 namespace {
@@ -42,6 +46,15 @@ Tensor linear(const Tensor& q, const Tensor& k, const Tensor& v, int64_t) {
                               {.causal = true, .chunk = 64});
 }
 
+Tensor block_sparse(const Tensor& q, const Tensor& k, const Tensor& v, int64_t window) {
+  return nn::block_sparse_attention(q, k, v, {.block = window / 2, .global = 4, .causal = true});
+}
+
+Tensor infini(const Tensor& q, const Tensor& k, const Tensor& v, int64_t window) {
+  static const Tensor gate = ag::zeros({q.size(1)}).set_requires_grad();
+  return nn::infini_attention(q, k, q, k, v, gate, {.segment = window, .causal = true});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -49,11 +62,17 @@ int main(int argc, char** argv) {
   const int64_t window = argc > 2 ? std::atoll(argv[2]) : 128;
   bench::print_settings("bench_attention_variants");
   const int64_t B = 1, H = 4, D = 32;
-  const Variant variants[] = {{"full", full}, {"sliding_window", sliding}, {"linear", linear}};
+  const Variant variants[] = {{"full", full},
+                              {"sliding_window", sliding},
+                              {"block_sparse", block_sparse},
+                              {"linear", linear},
+                              {"infini", infini}};
   std::printf(
       "B %lld, H %lld, D %lld, causal, float32; sliding window %lld keys before each "
-      "query; median of %d forward + backward\n\n",
-      (long long)B, (long long)H, (long long)D, (long long)window, reps);
+      "query, blocks of %lld + 4 global, Infini segments of %lld; median of %d forward + "
+      "backward\n\n",
+      (long long)B, (long long)H, (long long)D, (long long)window, (long long)(window / 2),
+      (long long)window, reps);
   std::printf("| T | variant | ms | MB above inputs (peak) | ms / full | MB / full |\n");
   std::printf("|---|---|---|---|---|---|\n");
   for (const int64_t T : {128, 256, 512, 1024, 2048, 4096}) {

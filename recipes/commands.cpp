@@ -97,6 +97,7 @@ void eval_command(const std::string& checkpoint, const EvalOptions& o, std::ostr
   if (o.context_sweep) {
     SweepOptions so;
     so.buckets = o.buckets;
+    so.block = o.block;
     so.decode_options = o.decode;
     so.max_tokens = std::max(l.recipe.data.max_tokens, longest);
     const SweepResult r = context_sweep(*l.model, corpus.examples, l.tokenizer, references, so);

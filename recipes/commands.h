@@ -32,6 +32,7 @@ struct EvalOptions {
   std::vector<std::string> sets;
   bool context_sweep = false;
   std::vector<int64_t> buckets = {128, 256, 512, 1024};
+  int64_t block = 128;     // sweep: target positions per block
   std::string out_prefix;  // sweep: writes PREFIX.csv and PREFIX.json when set
 };
 

@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
                      "NLL / perplexity (and BLEU) per length bucket and per position block");
   eval_cmd->add_option("--buckets", eval.buckets, "context sweep: bucket upper bounds")
       ->delimiter(',')->capture_default_str();
+  eval_cmd->add_option("--block", eval.block, "context sweep: target positions per block")
+      ->capture_default_str();
   eval_cmd->add_option("--out", eval.out_prefix, "context sweep: write PREFIX.csv and PREFIX.json");
 
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "what a checkpoint holds");
