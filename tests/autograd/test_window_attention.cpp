@@ -15,13 +15,10 @@ using namespace loom::ag;
 // (T, S): query i (position S - T + i) sees key j iff i' - left <= j <= i' + right, a side
 // of -1 unbounded.
 Tensor window_mask(int64_t T, int64_t S, int64_t left, int64_t right) {
-  std::vector<int64_t> bits;
-  for (int64_t i = 0; i < T; ++i)
-    for (int64_t j = 0; j < S; ++j) {
-      const int64_t at = S - T + i;
-      bits.push_back((left < 0 || j >= at - left) && (right < 0 || j <= at + right));
-    }
-  return bool_mask(bits, {T, S});
+  return mask_of(T, S, [&](int64_t i, int64_t j) {
+    const int64_t at = S - T + i;
+    return (left < 0 || j >= at - left) && (right < 0 || j <= at + right);
+  });
 }
 
 struct WindowCase {

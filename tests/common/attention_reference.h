@@ -23,12 +23,17 @@ inline Tensor bool_mask(const std::vector<int64_t>& bits, const Dims& shape) {
   return ne(from_vector(bits, shape), zeros({}, DType::I64));
 }
 
-// (T, S): key j is visible to query i iff j <= S - T + i.
-inline Tensor causal_mask(int64_t T, int64_t S) {
+// (T, S) bool: visible(i, j) for query i and key j.
+inline Tensor mask_of(int64_t T, int64_t S, const std::function<bool(int64_t, int64_t)>& visible) {
   std::vector<int64_t> bits;
   for (int64_t i = 0; i < T; ++i)
-    for (int64_t j = 0; j < S; ++j) bits.push_back(j <= S - T + i);
+    for (int64_t j = 0; j < S; ++j) bits.push_back(visible(i, j));
   return bool_mask(bits, {T, S});
+}
+
+// (T, S): key j is visible to query i iff j <= S - T + i.
+inline Tensor causal_mask(int64_t T, int64_t S) {
+  return mask_of(T, S, [&](int64_t i, int64_t j) { return j <= S - T + i; });
 }
 
 // (B, KV, S, D) -> (B, KV * G, S, D), each kv head repeated G times in a row.

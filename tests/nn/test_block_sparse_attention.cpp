@@ -16,11 +16,9 @@ using namespace loom::ag;
 
 // (T, T) bool: the pattern of the header, query i against key j.
 Tensor pattern(int64_t T, int64_t block, int64_t global, bool causal) {
-  std::vector<int64_t> bits;
-  for (int64_t i = 0; i < T; ++i)
-    for (int64_t j = 0; j < T; ++j)
-      bits.push_back(nn::block_sparse_visible(i, j, block, global, causal));
-  return bool_mask(bits, {T, T});
+  return mask_of(T, T, [&](int64_t i, int64_t j) {
+    return nn::block_sparse_visible(i, j, block, global, causal);
+  });
 }
 
 struct SparseCase {

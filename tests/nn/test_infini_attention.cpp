@@ -26,10 +26,7 @@ struct InfiniCase {
 
 // (T, T) 0/1 from a predicate on (query i, key j), times the key padding: (B or 1, 1, T, T).
 Tensor pairs(int64_t T, const Tensor& key_mask, const std::function<bool(int64_t, int64_t)>& f) {
-  std::vector<double> bits;
-  for (int64_t i = 0; i < T; ++i)
-    for (int64_t j = 0; j < T; ++j) bits.push_back(f(i, j) ? 1.0 : 0.0);
-  const Tensor m = from_vector(bits, {1, 1, T, T});
+  const Tensor m = mask_of(T, T, f).to(DType::F64).view({1, 1, T, T});
   return key_mask.defined() ? m * key_mask.to(DType::F64) : m;
 }
 

@@ -271,6 +271,39 @@ TEST_CASE("checkpoint: loom inspect summarises and --verify finds a corrupted da
         std::string::npos);
 }
 
+TEST_CASE("checkpoint: attention variants round-trip (Infini's gates) and inspect names them") {
+  test::TempDir dir("checkpoint-variants");
+  nn::ModelConfig cfg = tiny();
+  cfg.attention.kind = "infini", cfg.attention.segment = 4, cfg.attention.layers = "decoder";
+  nn::Transformer model(cfg, 3);
+  {
+    ag::NoGrad no_grad;
+    model.decoder->layers->at<nn::DecoderLayer>(0)->self_attn->gate.fill_(0.25);
+  }
+  const std::string path = (dir.path / "infini.h5").string();
+  save_checkpoint(path, full_checkpoint(model));
+  const Checkpoint c = load_checkpoint(path);
+  CHECK(c.model_config.attention.kind == "infini");
+  CHECK(c.model_config.attention.segment == 4);
+  nn::Transformer back(c.model_config, 9);
+  back.load_state_dict(c.model_state);  // strict: the gate is there, under its name
+  CHECK(back.decoder->layers->at<nn::DecoderLayer>(0)->self_attn->gate.to_vector<float>() ==
+        std::vector<float>{0.25f, 0.25f});
+  std::ostringstream out;
+  CHECK(inspect_command(path, false, out) == 0);
+  INFO(out.str());
+  CHECK(out.str().find("self-attention infini segment 4 delta rule (decoder)") != std::string::npos);
+  CHECK(out.str().find("| /model/decoder.layers.0.self_attn.gate | float32 | [2] |") !=
+        std::string::npos);
+  cfg.attention = {.kind = "block_sparse", .block = 8, .global = 2};
+  const std::string sparse = (dir.path / "sparse.h5").string();
+  save_checkpoint(sparse, full_checkpoint(nn::Transformer(cfg, 3)));
+  std::ostringstream sparse_out;
+  CHECK(inspect_command(sparse, false, sparse_out) == 0);
+  CHECK(sparse_out.str().find("self-attention block_sparse block 8 global 2 (both)") !=
+        std::string::npos);
+}
+
 TEST_CASE("checkpoint: a short-context RoPE model loads into a longer YaRN config unchanged") {
   test::TempDir dir("checkpoint-yarn");
   nn::ModelConfig short_cfg = tiny();
