@@ -3,7 +3,11 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef LOOM_HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#else
 #include <zlib.h>
+#endif
 
 #include <atomic>
 #include <bit>
@@ -314,9 +318,18 @@ TrainingState read_training(const h5::File& f, const std::string& path,
 
 }  // namespace
 
-uint32_t crc32_of(const void* bytes, size_t n) {
-  return uint32_t(::crc32_z(0L, static_cast<const Bytef*>(bytes), n));
+// libdeflate's and zlib's crc32 are the same function (also Python's zlib.crc32), so
+// files from either build check alike; libdeflate's is ~4x faster (10 vs 2.5 GB/s here),
+// which is most of a save's read-back verification.
+uint32_t crc32_update(uint32_t crc, const void* bytes, size_t n) {
+#ifdef LOOM_HAVE_LIBDEFLATE
+  return libdeflate_crc32(crc, bytes, n);
+#else
+  return uint32_t(::crc32_z(crc, static_cast<const Bytef*>(bytes), n));
+#endif
 }
+
+uint32_t crc32_of(const void* bytes, size_t n) { return crc32_update(0, bytes, n); }
 
 double TrainingState::metric(const std::string& name) const {
   for (const auto& [n, v] : metrics)
@@ -467,7 +480,7 @@ std::vector<std::string> verify_checkpoint(const std::string& path) {
                                   size, " bytes): the file is truncated; use another checkpoint");
         continue;
       }
-      uLong crc = ::crc32_z(0L, nullptr, 0);
+      uint32_t crc = 0;
       for (size_t done = 0; done < it.bytes;) {
         const ssize_t got = fd < 0 ? -1 : ::pread(fd, buf.data(), std::min(buf.size(), it.bytes - done),
                                                   off_t(it.offset) + off_t(done));
@@ -475,7 +488,7 @@ std::vector<std::string> verify_checkpoint(const std::string& path) {
           verdicts[i] = detail::cat(path, ": ", it.path, ": cannot read its data back");
           break;
         }
-        crc = ::crc32_z(crc, buf.data(), size_t(got));
+        crc = crc32_update(crc, buf.data(), size_t(got));
         done += size_t(got);
       }
       if (verdicts[i].empty() && uint32_t(crc) != it.stored)

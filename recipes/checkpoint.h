@@ -100,5 +100,8 @@ std::vector<std::string> verify_checkpoint(const std::string& path);
 
 // zlib CRC-32 of n bytes (the `crc32` attribute).
 uint32_t crc32_of(const void* bytes, size_t n);
+// The CRC-32 of earlier bytes (crc) continued over n more: crc32_of(a + b) ==
+// crc32_update(crc32_of(a), b).
+uint32_t crc32_update(uint32_t crc, const void* bytes, size_t n);
 
 }  // namespace loom::recipes

@@ -271,6 +271,18 @@ TEST_CASE("checkpoint: loom inspect summarises and --verify finds a corrupted da
         std::string::npos);
 }
 
+TEST_CASE("checkpoint: crc32 is the standard CRC-32 (zlib, PNG, Python's zlib.crc32)") {
+  const std::string check = "123456789";
+  CHECK(crc32_of(check.data(), check.size()) == 0xCBF43926u);  // the catalogued check value
+  CHECK(crc32_of(nullptr, 0) == 0u);
+  std::string big(5 << 20, '\0');  // several of the verifier's 4 MiB pieces
+  for (size_t i = 0; i < big.size(); ++i) big[i] = char(i * 31 + (i >> 11));
+  const uint32_t whole = crc32_of(big.data(), big.size());
+  CHECK(crc32_update(crc32_of(big.data(), 4 << 20), big.data() + (4 << 20), big.size() - (4 << 20)) ==
+        whole);
+  CHECK(crc32_update(crc32_of(big.data(), 7), big.data() + 7, big.size() - 7) == whole);
+}
+
 TEST_CASE("checkpoint: attention variants round-trip (Infini's gates) and inspect names them") {
   test::TempDir dir("checkpoint-variants");
   nn::ModelConfig cfg = tiny();
