@@ -77,11 +77,24 @@ Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   LOOM_CHECK(o.block >= 1 && o.global >= 0, "block_sparse_attention: block = ", o.block,
              ", global = ", o.global, ": expected block >= 1 and global >= 0");
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  LOOM_CHECK(!o.key_mask.defined() ||
+                 (o.key_mask.dim() == 4 && o.key_mask.size(0) == B && o.key_mask.size(1) == 1 &&
+                  o.key_mask.size(2) == 1 && o.key_mask.size(3) == T),
+             "block_sparse_attention: key_mask ", o.key_mask.sizes(), ": expected (", B, ", 1, 1, ",
+             T, ")");
   if (T == 0) return ag::zeros({B, H, 0, D}, q.dtype(), q.device());
   BlockLayout l{T, std::min(o.block, T), std::min(o.global, T), 0, {}};
   l.blocks = (T + l.block - 1) / l.block;
   l.offsets = o.causal ? std::vector<int64_t>{-1, 0} : std::vector<int64_t>{-1, 0, 1};
   const int64_t nb = l.blocks, b = l.block, n = l.keys();
+  if (nb <= 2 || l.global == T) {  // every query sees every key (before it): full attention
+    ag::AttentionOptions all;
+    all.mask = o.key_mask;
+    all.causal = o.causal;
+    all.dropout_p = o.dropout_p;
+    all.generator = o.generator;
+    return ag::scaled_dot_product_attention(q, k, v, all);
+  }
 
   // Queries (B, H, nb * b, D) -> (B * nb, H, b, D); keys and values (B * nb, KV, n, D).
   auto per_block = [&](const Tensor& blocked) {  // (B, N, nb, m, X) -> (B * nb, N, m, X)
@@ -97,10 +110,6 @@ Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   // The mask: the pattern times each batch row's real keys, gathered like the keys.
   Tensor seen = pattern_mask(l, o.causal).to(q.dtype()).to(q.device()).view({1, nb, b, n});
   if (o.key_mask.defined()) {
-    LOOM_CHECK(o.key_mask.dim() == 4 && o.key_mask.size(0) == B && o.key_mask.size(1) == 1 &&
-                   o.key_mask.size(2) == 1 && o.key_mask.size(3) == T,
-               "block_sparse_attention: key_mask ", o.key_mask.sizes(), ": expected (", B,
-               ", 1, 1, ", T, ")");
     const Tensor real = gather_blocks(o.key_mask.to(q.dtype()).view({B, 1, T, 1}), l);
     seen = seen * real.view({B, nb, 1, n});
   } else {
@@ -122,7 +131,7 @@ Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   all.dropout_p = o.dropout_p;
   all.generator = o.generator;
   const Tensor top = ag::scaled_dot_product_attention(q.slice(2, 0, l.global), k, v, all);
-  return l.global == T ? top : ag::concat({top, out.slice(2, l.global, T)}, 2);
+  return ag::concat({top, out.slice(2, l.global, T)}, 2);
 }
 
 }  // namespace loom::nn

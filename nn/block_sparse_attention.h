@@ -11,7 +11,8 @@
 // Computed as a composite of tested ops: the keys of every query block are gathered into
 // (B * blocks, KV, global + 3 * block, D) and one fused scaled_dot_product_attention call
 // runs over all blocks with a (block, keys) mask per block; the global queries of the
-// encoder are a second, (global, T), call.
+// encoder are a second, (global, T), call. With at most two blocks (or global >= T) every
+// query sees every key (before it), and the op is one full attention call.
 #pragma once
 
 #include <cstdint>
