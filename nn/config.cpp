@@ -65,4 +65,14 @@ void ModelConfig::validate() const {
              ": infini needs segment >= 1 (positions per segment)");
 }
 
+std::string AttentionPattern::describe() const {
+  std::string d = kind;
+  if (kind == "sliding_window") d += " window " + std::to_string(window);
+  if (kind == "block_sparse")
+    d += " block " + std::to_string(block) + " global " + std::to_string(global);
+  if (kind == "infini")
+    d += " segment " + std::to_string(segment) + (delta_rule ? " delta rule" : " linear update");
+  return d + " (" + layers + ")";
+}
+
 }  // namespace loom::nn

@@ -43,6 +43,8 @@ struct AttentionPattern {
   bool linear(bool encoder) const { return kind == "linear" && applies(encoder); }
   bool block_sparse(bool encoder) const { return kind == "block_sparse" && applies(encoder); }
   bool infini(bool encoder) const { return kind == "infini" && applies(encoder); }
+  // "block_sparse block 64 global 4 (both)": the kind, its sizes and the layers.
+  std::string describe() const;
 };
 
 struct ModelConfig {

@@ -21,15 +21,7 @@ int inspect_command(const std::string& path, bool verify, std::ostream& out) {
       << m.kv_heads << " kv), ffn " << m.ffn << ", " << m.encoder_layers << "+" << m.decoder_layers
       << " layers, vocab " << m.vocab << ", position " << m.position << " (rope scaling "
       << m.rope.scaling << "), max_len " << m.max_len;
-  if (m.attention.kind != "full") {
-    const nn::AttentionPattern& a = m.attention;
-    out << ", self-attention " << a.kind;
-    if (a.kind == "sliding_window") out << " window " << a.window;
-    if (a.kind == "block_sparse") out << " block " << a.block << " global " << a.global;
-    if (a.kind == "infini")
-      out << " segment " << a.segment << (a.delta_rule ? " delta rule" : " linear update");
-    out << " (" << a.layers << ")";
-  }
+  if (m.attention.kind != "full") out << ", self-attention " << m.attention.describe();
   out << "\n"
       << "parameters: " << params << " in " << c.model_state.size() << " tensors; tokenizer "
       << c.tokenizer_bytes.size() << " bytes\n";

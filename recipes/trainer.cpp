@@ -203,8 +203,9 @@ TrainResult train_rank(const Recipe& recipe, const std::string& out_dir, std::os
   for (const auto& p : model.named_parameters()) n_params += p.tensor.numel();
   log.line("model: ", cfg.arch, " d_model ", cfg.d_model, ", ", cfg.heads, " heads (", cfg.kv_heads,
            " kv), ffn ", cfg.ffn, ", ", cfg.encoder_layers, "+", cfg.decoder_layers, " layers, vocab ",
-           cfg.vocab, ", position ", cfg.position, ": ", n_params, " parameters; ",
-           kernels::num_threads(), " threads");
+           cfg.vocab, ", position ", cfg.position,
+           cfg.attention.kind == "full" ? "" : ", self-attention " + cfg.attention.describe(), ": ",
+           n_params, " parameters; ", kernels::num_threads(), " threads");
 
   data::BatcherOptions bo;
   bo.max_tokens = recipe.data.max_tokens;

@@ -214,6 +214,8 @@ TEST_CASE("init-from: a new run starts from another run's weights and reports th
   INFO(infini_console.str());
   CHECK(infini_console.str().find("new to this model keep their initial values "
                                   "(decoder.layers.0.self_attn.gate)") != std::string::npos);
+  CHECK(infini_console.str().find(", self-attention infini segment 8 delta rule (decoder): ") !=
+        std::string::npos);
 }
 
 }  // namespace
