@@ -3,12 +3,6 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#ifdef LOOM_HAVE_LIBDEFLATE
-#include <libdeflate.h>
-#else
-#include <zlib.h>
-#endif
-
 #include <atomic>
 #include <bit>
 #include <cerrno>
@@ -317,19 +311,6 @@ TrainingState read_training(const h5::File& f, const std::string& path,
 }
 
 }  // namespace
-
-// libdeflate's and zlib's crc32 are the same function (also Python's zlib.crc32), so
-// files from either build check alike; libdeflate's is ~4x faster (10 vs 2.5 GB/s here),
-// which is most of a save's read-back verification.
-uint32_t crc32_update(uint32_t crc, const void* bytes, size_t n) {
-#ifdef LOOM_HAVE_LIBDEFLATE
-  return libdeflate_crc32(crc, bytes, n);
-#else
-  return uint32_t(::crc32_z(crc, static_cast<const Bytef*>(bytes), n));
-#endif
-}
-
-uint32_t crc32_of(const void* bytes, size_t n) { return crc32_update(0, bytes, n); }
 
 double TrainingState::metric(const std::string& name) const {
   for (const auto& [n, v] : metrics)

@@ -35,6 +35,7 @@
 #include "autograd/named_tensor.h"
 #include "data/batcher.h"
 #include "nn/config.h"
+#include "recipes/crc32.h"
 
 namespace loom::recipes {
 
@@ -98,10 +99,5 @@ Checkpoint load_checkpoint(const std::string& path, LoadParts parts = LoadParts:
 // the root attributes; empty when the file is sound.
 std::vector<std::string> verify_checkpoint(const std::string& path);
 
-// zlib CRC-32 of n bytes (the `crc32` attribute).
-uint32_t crc32_of(const void* bytes, size_t n);
-// The CRC-32 of earlier bytes (crc) continued over n more: crc32_of(a + b) ==
-// crc32_update(crc32_of(a), b).
-uint32_t crc32_update(uint32_t crc, const void* bytes, size_t n);
 
 }  // namespace loom::recipes
