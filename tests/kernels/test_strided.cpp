@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <tuple>
 #include <vector>
@@ -49,6 +51,37 @@ TEST_CASE("large kernels give the same bits on 1 and 2 threads") {
   CHECK(std::get<0>(one) == std::get<0>(two));
   CHECK(std::get<1>(one) == std::get<1>(two));
   CHECK(std::get<2>(one) == std::get<2>(two));
+}
+
+TEST_CASE("reductions into one row equal a double reference, through a view, NaN max") {
+  // (5, 60, 33) summed over dims 0 and 1 (300 rows), also through a view that swaps the two
+  // leading dims.
+  const int64_t A = 5, B = 60, C = 33;
+  std::vector<float> x(size_t(A * B * C));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float((i * 7919) % 1013) * 1e-2f - 5.0f;
+  std::vector<double> want(size_t(C), 0.0), want_max(size_t(C), -1e30);
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t c = 0; c < C; ++c) {
+        const double v = x[size_t((a * B + b) * C + c)];
+        want[size_t(c)] += v;
+        want_max[size_t(c)] = std::max(want_max[size_t(c)], v);
+      }
+  std::vector<float> sum(static_cast<size_t>(C)), mx(static_cast<size_t>(C)),
+      sum_t(static_cast<size_t>(C));
+  reduce(ref(sum, {1, 1, C}, {C, C, 1}), ref(x, {A, B, C}, {B * C, C, 1}), ReduceOp::Sum);
+  reduce(ref(mx, {1, 1, C}, {C, C, 1}), ref(x, {A, B, C}, {B * C, C, 1}), ReduceOp::Max);
+  // The same elements as a (B, A, C) view: a different row order, the same sums.
+  reduce(ref(sum_t, {1, 1, C}, {C, C, 1}), ref(x, {B, A, C}, {C, B * C, 1}), ReduceOp::Sum);
+  for (int64_t c = 0; c < C; ++c) {
+    CHECK(sum[size_t(c)] == doctest::Approx(want[size_t(c)]).epsilon(1e-6));
+    CHECK(sum_t[size_t(c)] == doctest::Approx(want[size_t(c)]).epsilon(1e-6));
+    CHECK(mx[size_t(c)] == float(want_max[size_t(c)]));
+  }
+  x[size_t(250 * C + 7)] = NAN;  // row 250
+  reduce(ref(mx, {1, 1, C}, {C, C, 1}), ref(x, {A, B, C}, {B * C, C, 1}), ReduceOp::Max);
+  CHECK(std::isnan(mx[7]));
+  CHECK(!std::isnan(mx[8]));
 }
 
 }  // namespace
