@@ -240,11 +240,11 @@ void DecoderState::select(const Tensor& rows) {
           pick(c->memory.z);
 }
 
+namespace {
 // The keys a decoder query at position `next` or later can still see: all (full
 // attention), the last `window` (sliding window), none (linear attention: its sums),
 // the current segment (Infini-attention: earlier ones are in the memory), the global ones
 // and the previous and current blocks (block-sparse).
-namespace {
 CachedKeys keys_to_keep(const AttentionPattern& a, int64_t next) {
   CachedKeys keys;
   if (a.windowed(false)) keys.start = std::max<int64_t>(0, next - a.window);
