@@ -87,14 +87,14 @@ Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   l.blocks = (T + l.block - 1) / l.block;
   l.offsets = o.causal ? std::vector<int64_t>{-1, 0} : std::vector<int64_t>{-1, 0, 1};
   const int64_t nb = l.blocks, b = l.block, n = l.keys();
-  if (nb <= 2 || l.global == T) {  // every query sees every key (before it): full attention
-    ag::AttentionOptions all;
-    all.mask = o.key_mask;
-    all.causal = o.causal;
-    all.dropout_p = o.dropout_p;
-    all.generator = o.generator;
-    return ag::scaled_dot_product_attention(q, k, v, all);
-  }
+  // Ordinary attention over every key: the whole op when every query sees every key
+  // (before it), and the encoder's global queries.
+  ag::AttentionOptions all;
+  all.mask = o.key_mask;
+  all.causal = o.causal;
+  all.dropout_p = o.dropout_p;
+  all.generator = o.generator;
+  if (nb <= 2 || l.global == T) return ag::scaled_dot_product_attention(q, k, v, all);
 
   // Queries (B, H, nb * b, D) -> (B * nb, H, b, D); keys and values (B * nb, KV, n, D).
   auto per_block = [&](const Tensor& blocked) {  // (B, N, nb, m, X) -> (B * nb, N, m, X)
@@ -125,11 +125,7 @@ Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                          .reshape({B, H, nb * b, D})
                          .slice(2, 0, T);
   if (o.causal || l.global == 0) return out;
-  // Global queries (encoder): every key, one ordinary attention over the whole row.
-  ag::AttentionOptions all;
-  all.mask = o.key_mask;
-  all.dropout_p = o.dropout_p;
-  all.generator = o.generator;
+  // Global queries (encoder, so `all` is non-causal): every key, over the whole row.
   const Tensor top = ag::scaled_dot_product_attention(q.slice(2, 0, l.global), k, v, all);
   return ag::concat({top, out.slice(2, l.global, T)}, 2);
 }

@@ -7,24 +7,21 @@
 #include "autograd/ops.h"
 
 namespace loom::nn {
-namespace {
 
-std::string join(const std::vector<std::string>& v) {
+std::string join_names(const std::vector<std::string>& names) {
   std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+  for (size_t i = 0; i < names.size(); ++i) s += (i ? ", " : "") + names[i];
   return s;
 }
-
-}  // namespace
 
 std::string LoadReport::summary() const {
   std::ostringstream os;
   os << missing.size() << " missing key" << (missing.size() == 1 ? "" : "s");
-  if (!missing.empty()) os << " (" << join(missing) << ")";
+  if (!missing.empty()) os << " (" << join_names(missing) << ")";
   os << ", " << unexpected.size() << " unexpected";
-  if (!unexpected.empty()) os << " (" << join(unexpected) << ")";
+  if (!unexpected.empty()) os << " (" << join_names(unexpected) << ")";
   os << ", " << wrong_shape.size() << " wrong-shape";
-  if (!wrong_shape.empty()) os << " (" << join(wrong_shape) << ")";
+  if (!wrong_shape.empty()) os << " (" << join_names(wrong_shape) << ")";
   return os.str();
 }
 

@@ -32,6 +32,9 @@ struct LoadReport {
   std::string summary() const;  // "2 missing keys (a, b), 0 unexpected, 0 wrong-shape"
 };
 
+// "a, b, c": names as summary() lists them.
+std::string join_names(const std::vector<std::string>& names);
+
 class Module {
  public:
   explicit Module(std::string type_name) : type_name_(std::move(type_name)) {}

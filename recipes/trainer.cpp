@@ -267,11 +267,9 @@ TrainResult train_rank(const Recipe& recipe, const std::string& out_dir, std::os
       log.line("init from ", tc.init_from, " (step ", c.meta.step, "): loaded all ",
                c.model_state.size(), " parameters; optimizer, schedule and data start fresh");
     } else {
-      std::string fresh;
-      for (const std::string& name : r.missing) fresh += (fresh.empty() ? "" : ", ") + name;
       log.line("init from ", tc.init_from, " (step ", c.meta.step, "): loaded ", r.loaded.size(),
                " parameters; ", r.missing.size(), " new to this model keep their initial values (",
-               fresh, "); optimizer, schedule and data start fresh");
+               nn::join_names(r.missing), "); optimizer, schedule and data start fresh");
     }
     for (const ConfigChange& ch : config_changes(c.meta.config_toml, meta.config_toml))
       if (ch.key.rfind("model.", 0) == 0) log.line("init from: ", ch.key, " ", ch.before, " -> ", ch.now);
