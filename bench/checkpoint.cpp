@@ -7,6 +7,7 @@
 // itself, a plain write() of the same number of bytes in 4 MiB pieces, then fsync.
 //
 //   build/bench/bench_checkpoint [folder on the disk to measure (default: bench-checkpoints)] [reps]
+//                                [small|base]   (LOOM_BENCH_KEEP=1 keeps the files)
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -34,11 +35,19 @@ double max_rss_mb() {
   return double(u.ru_maxrss) / 1024.0;
 }
 
+// Lets the file system finish with earlier deletions before a timed write. On a disk
+// mounted with `discard`, the journal commit that follows a deletion trims the freed blocks,
+// and new writes and fsyncs wait for it: up to 70 ms per save here. In training, saves are
+// minutes apart and the 5 s journal commit has long finished; the benchmark saves
+// back to back, so it syncs first (untimed) to measure the same steady state.
+void settle_disk() { ::sync(); }
+
 // Seconds to write `bytes` to a new file in `folder` with write() and fsync it (the disk's
 // own durable write speed, the ceiling of a save).
 double raw_disk_seconds(const std::string& folder, size_t bytes) {
   const std::string path = folder + "/raw-disk-baseline.bin";
   std::vector<char> buf(size_t(4) << 20, 1);
+  settle_disk();
   const double t0 = bench::now_ns();
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   LOOM_CHECK(fd >= 0, "bench_checkpoint: cannot create ", path);
@@ -94,6 +103,10 @@ void run(const Shape& s, const std::string& folder, int reps) {
   const double rss_before = max_rss_mb();
   std::vector<double> save, load, verify, disk;
   for (int i = 0; i < reps; ++i) {
+    // Each save makes a new file, as the trainer's step-N.h5 does: replacing the previous
+    // one would add its deletion (~20 ms for 92 MB of page cache) to the rename.
+    std::filesystem::remove(path);
+    settle_disk();
     const double t0 = bench::now_ns();
     recipes::save_checkpoint(path, c);
     save.push_back((bench::now_ns() - t0) / 1e9);
@@ -115,7 +128,7 @@ void run(const Shape& s, const std::string& folder, int reps) {
               s.name, double(params) / 1e6, mb, bench::median(save), mb / bench::median(save),
               mb / bench::median(disk), bench::median(load), mb / bench::median(load),
               bench::median(verify), mb / bench::median(verify), param_mb, save_growth);
-  std::filesystem::remove(path);
+  if (!std::getenv("LOOM_BENCH_KEEP")) std::filesystem::remove(path);
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 #include "recipes/checkpoint.h"
 
 #include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <atomic>
 #include <bit>
@@ -13,7 +12,6 @@
 #include <thread>
 
 #include "autograd/ops.h"
-#include "kernels/threads.h"
 #include "recipes/h5.h"
 #include "recipes/model_config.h"
 
@@ -38,8 +36,7 @@ size_t tensor_bytes(const ag::Tensor& contiguous) {
 }
 
 // The tensor as stored: contiguous float32 on the host (no copy when it already is, as in
-// CPU training). GPU tensors are copied here, in the parent: the forked writer must not
-// touch the GPU (a CUDA context does not survive fork).
+// CPU training; GPU tensors are copied to the host).
 ag::Tensor as_stored(const ag::Tensor& t) {
   ag::Tensor c = t.to(kernels::Device::cpu()).contiguous();
   return c.dtype() == kernels::DType::F32 ? c : c.to(kernels::DType::F32);
@@ -200,55 +197,6 @@ void write_file(const std::string& path, const Checkpoint& c) {
   f.close();
 }
 
-// HDF5 1.10 cannot recover from a failed write: closing the file fails and the library
-// crashes at exit. So the file is written by a forked child process that reports through
-// its exit status and a pipe; a full disk or an I/O error ends only the child, and the
-// parent throws a clear error. Copy-on-write makes the fork cheap and, as the parent waits,
-// copies nothing. The child runs no OpenMP (tensors are made contiguous float32 before the
-// fork) and leaves with _exit, skipping HDF5's exit handlers.
-void write_in_child(const std::string& path, const Checkpoint& c) {
-  int pipe_fds[2];
-  LOOM_CHECK(::pipe(pipe_fds) == 0, "save_checkpoint: ", path, ": cannot create a pipe");
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(pipe_fds[0]), ::close(pipe_fds[1]);
-    throw Error(detail::cat("save_checkpoint: ", path, ": cannot fork the writer process"));
-  }
-  if (pid == 0) {
-    ::close(pipe_fds[0]);
-    std::string error;
-    try {
-      kernels::set_num_threads(1);
-      write_file(path, c);
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-    for (size_t done = 0; done < error.size();) {
-      const ssize_t n = ::write(pipe_fds[1], error.data() + done, error.size() - done);
-      if (n <= 0) break;
-      done += size_t(n);
-    }
-    ::_exit(error.empty() ? 0 : 1);
-  }
-  ::close(pipe_fds[1]);
-  std::string error;
-  char buf[512];
-  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    error.append(buf, size_t(n));
-  }
-  ::close(pipe_fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
-  if (error.empty())
-    error = WIFSIGNALED(status) ? detail::cat("the writer process died of signal ", WTERMSIG(status))
-                                : detail::cat("the writer process failed (status ", status, ")");
-  throw Error(error);
-}
-
 // Forces a file's (or folder's) data to the disk, so a rename never exposes a file whose
 // blocks are still only in the page cache when the machine loses power.
 void fsync_path(const fs::path& p) {
@@ -336,7 +284,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
       for (ParamOptimState& p : stored.training->params)
         p.exp_avg = as_stored(p.exp_avg), p.exp_avg_sq = as_stored(p.exp_avg_sq);
     }
-    write_in_child(tmp.string(), stored);
+    write_file(tmp.string(), stored);
     // The disk flush and the read-back (from the page cache) overlap.
     std::exception_ptr sync_error;
     std::thread sync([&] {
@@ -428,21 +376,20 @@ std::vector<std::string> verify_checkpoint(const std::string& path) {
     for (const char* a : {"step", "epoch", "tokens_seen", "config"})
       LOOM_CHECK(f.has_attr(a), path, ": the root attribute ", a, " is missing");
     parse_model_config(f.string_attr("config"), path + " (config attribute)");
-    for (const std::string& name : f.datasets()) {
+    f.for_each_dataset([&](const h5::Dataset& d) {
       try {
-        const h5::Dataset d = f.dataset(name);
         const std::string type = d.type_name();
         const size_t element = type == "uint8" ? 1 : type == "float32" ? 4 : type == "float64" || type == "int64" ? 8 : 0;
-        LOOM_CHECK(element > 0, path, ": /", name, ": unexpected ", type, " data");
+        LOOM_CHECK(element > 0, path, ": ", d.path(), ": unexpected ", type, " data");
         size_t n = element;
         for (int64_t s : d.shape()) n *= size_t(s);
         const int64_t offset = d.file_offset();
-        LOOM_CHECK(n == 0 || offset >= 0, path, ": /", name, ": its data was never written");
+        LOOM_CHECK(n == 0 || offset >= 0, path, ": ", d.path(), ": its data was never written");
         items.push_back({d.path(), stored_crc(d), offset, n});
       } catch (const Error& e) {
         problems.push_back(e.what());
       }
-    }
+    });
   } catch (const Error& e) {
     problems.push_back(e.what());
     return problems;

@@ -11,6 +11,7 @@
 
 #include <hdf5.h>
 
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 #include <type_traits>
@@ -450,14 +451,26 @@ std::vector<std::string> Group::children() const {
 
 std::vector<std::string> Group::datasets() const {
   std::vector<std::string> out;
-  for (const std::string& child : children()) {
-    if (!is_group(child)) {
-      out.push_back(child);
-      continue;
-    }
-    for (const std::string& d : group(child).datasets()) out.push_back(child + "/" + d);
-  }
+  const size_t prefix = path_ == "/" ? 1 : path_.size() + 1;
+  for_each_dataset([&](const Dataset& d) { out.push_back(d.path().substr(prefix)); });
   return out;
+}
+
+void Group::for_each_dataset(const std::function<void(const Dataset&)>& fn) const {
+  for (const std::string& child : children()) {
+    quiet();
+    const std::string path = child_path(child);
+    const hid_t obj = H5Oopen(id_, child.c_str(), H5P_DEFAULT);
+    if (obj < 0) fail_at(file_, path, "cannot open" + reason());
+    const H5I_type_t type = H5Iget_type(obj);
+    if (type == H5I_GROUP) {
+      Group(obj, file_, path).for_each_dataset(fn);
+    } else if (type == H5I_DATASET) {
+      fn(Dataset(obj, file_, path));
+    } else {
+      H5Oclose(obj);  // a named datatype: not data
+    }
+  }
 }
 
 void Group::remove(const std::string& name) {
@@ -548,12 +561,16 @@ LOOM_H5_INSTANTIATE(uint8_t)
 File::File(int64_t file_id, int64_t root_id, std::string path)
     : Group(root_id, std::move(path), "/"), file_id_(file_id) {}
 
-File::File(File&& o) noexcept : Group(std::move(o)), file_id_(std::exchange(o.file_id_, -1)) {}
+File::File(File&& o) noexcept
+    : Group(std::move(o)),
+      file_id_(std::exchange(o.file_id_, -1)),
+      write_failure_(std::move(o.write_failure_)) {}
 
 File& File::operator=(File&& o) noexcept {
   if (this != &o) {
     if (file_id_ >= 0) H5Fclose(file_id_);
     file_id_ = std::exchange(o.file_id_, -1);
+    write_failure_ = std::move(o.write_failure_);
     Group::operator=(std::move(o));
   }
   return *this;
@@ -578,15 +595,26 @@ File File::open_rw(const std::string& path) {
 
 File File::create(const std::string& path) {
   quiet();
-  const hid_t fid = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (fid < 0) fail_file(path, "cannot create file" + reason());
-  return File(fid, H5Gopen2(fid, "/", H5P_DEFAULT), path);
+  auto failure = std::make_unique<WriteFailure>();
+  const Id fapl(write_driver_access(failure.get()), H5Pclose);
+  const hid_t fid = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  if (fid < 0)
+    fail_file(path, "cannot create file" +
+                        (failure->failed() ? ": " + std::string(std::strerror(failure->error)) : reason()));
+  File f(fid, H5Gopen2(fid, "/", H5P_DEFAULT), path);
+  f.write_failure_ = std::move(failure);
+  return f;
+}
+
+void File::check_writes() const {
+  if (write_failure_ && write_failure_->failed()) fail_file(file_, write_failure_->describe());
 }
 
 void File::flush() {
   quiet();
   LOOM_CHECK(file_id_ >= 0, "h5: ", file_, ": flush: the file is closed");
   if (H5Fflush(file_id_, H5F_SCOPE_GLOBAL) < 0) fail_file(file_, "cannot flush" + reason());
+  check_writes();
 }
 
 void File::start_writeback() {
@@ -603,6 +631,7 @@ void File::close() {
   if (id_ >= 0) H5Oclose(std::exchange(id_, -1));
   if (file_id_ >= 0 && H5Fclose(std::exchange(file_id_, -1)) < 0)
     fail_file(file_, "cannot close" + reason());
+  check_writes();
 }
 
 }  // namespace loom::recipes::h5

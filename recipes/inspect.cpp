@@ -36,8 +36,9 @@ int inspect_command(const std::string& path, bool verify, std::ostream& out) {
     out << "training state: none (weights only; usable with --init-from, translate, eval)\n";
   }
   out << "\n| dataset | dtype | shape | KiB |\n|---|---|---|---|\n";
-  for (const std::string& name : f.datasets()) {
-    const h5::Dataset d = f.dataset(name);
+  int64_t datasets = 0;
+  f.for_each_dataset([&](const h5::Dataset& d) {
+    ++datasets;
     const std::vector<int64_t> shape = d.shape();
     int64_t n = 1;
     std::string dims = "[";
@@ -48,13 +49,13 @@ int inspect_command(const std::string& path, bool verify, std::ostream& out) {
     dims += "]";
     const std::string type = d.type_name();
     const int64_t bytes = n * (type == "uint8" ? 1 : type == "float32" ? 4 : 8);
-    out << "| /" << name << " | " << type << " | " << dims << " | " << std::fixed
+    out << "| " << d.path() << " | " << type << " | " << dims << " | " << std::fixed
         << std::setprecision(1) << double(bytes) / 1024 << std::defaultfloat << " |\n";
-  }
+  });
   if (!verify) return 0;
   const std::vector<std::string> problems = verify_checkpoint(path);
   if (problems.empty()) {
-    out << "\nverify: all " << f.datasets().size() << " datasets match their crc32\n";
+    out << "\nverify: all " << datasets << " datasets match their crc32\n";
     return 0;
   }
   out << "\nverify: " << problems.size() << " problem(s):\n";

@@ -222,6 +222,10 @@ TEST_CASE("checkpoint: a save that fails midway leaves the old file and no tempo
   int files = 0;
   for (const auto& entry : fs::directory_iterator(dir.path)) files += entry.is_regular_file();
   CHECK(files == 1);
+  // The same process saves again once there is room (the writer runs in-process).
+  save_checkpoint(path, c);
+  CHECK(load_checkpoint(path).meta.step == 8);
+  CHECK(verify_checkpoint(path).empty());
 }
 
 TEST_CASE("checkpoint: h5ls lists the documented layout") {

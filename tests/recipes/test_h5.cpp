@@ -1,8 +1,12 @@
 // recipes/h5: round trips of every element type and shape (scalars, empty, nested paths),
 // attributes on files, groups and datasets, tensors with any strides, reading the shared
-// golden file written by h5py, and the exact error messages.
+// golden file written by h5py, the exact error messages, and a failed write (the file
+// size limit standing in for a full disk) reported at close with HDF5 still usable.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +14,7 @@
 
 #include "autograd/ops.h"
 #include "recipes/h5.h"
+#include "common/temp_dir.h"
 #include "common/specs.h"
 
 namespace loom::recipes::h5 {
@@ -223,6 +228,39 @@ TEST_CASE("h5: errors name the file, the object and what was asked") {
                                           "create it; HDF5: ")
                                              .c_str()),
                        Error);
+}
+
+TEST_CASE("h5: a failed write is reported at close, and HDF5 stays usable after it") {
+  const TempPath tmp;
+  CHECK_THROWS_WITH_AS(File::create("/nonexistent-loom-dir/x.h5"),
+                       "h5: /nonexistent-loom-dir/x.h5: cannot create file: No such file or directory",
+                       Error);
+  std::vector<double> values(32768);  // 256 KiB
+  for (size_t i = 0; i < values.size(); ++i) values[i] = double(i) * 0.5;
+  {
+    // A full disk: no write may reach past 64 KiB (EFBIG instead of SIGXFSZ).
+    rlimit old{};
+    REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit limited = old;
+    limited.rlim_cur = 64 * 1024;
+    REQUIRE(setrlimit(RLIMIT_FSIZE, &limited) == 0);
+    File w = File::create(tmp.path);
+    w.write("big", values, {int64_t(values.size())});  // HDF5 is told it succeeded
+    w.write("after", values, {int64_t(values.size())});
+    const std::string e = test::error_of([&] { w.close(); });
+    setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+    CHECK(e == "h5: " + tmp.path + ": cannot write at byte 65536: File too large");
+    CHECK(fs::file_size(tmp.path) <= 64 * 1024);  // nothing was written past the failure
+  }
+  // The library closed the broken file cleanly: new files work in the same process.
+  {
+    File w = File::create(tmp.path);
+    w.write("big", values, {int64_t(values.size())});
+    w.close();
+  }
+  CHECK(File::open(tmp.path).read<double>("big").data == values);
 }
 
 }  // namespace
