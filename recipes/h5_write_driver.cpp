@@ -133,40 +133,25 @@ herr_t truncate(H5FD_t* file, hid_t, hbool_t) {
 }
 
 // Positional initialisation, in H5FDpublic.h's (1.10) field order.
+// clang-format off
 const H5FD_class_t kDriver = {
     "loom_write",
-    haddr_t(INT64_MAX),  // off_t's range
-    H5F_CLOSE_WEAK,
-    nullptr,  // terminate
-    nullptr,
-    nullptr,
-    nullptr,  // superblock driver block: none
-    sizeof(DriverInfo),
-    nullptr,
-    nullptr,
-    nullptr,  // fapl: copied bytewise
-    0,
-    nullptr,
-    nullptr,  // dxpl
-    open_file,
-    close_file,
-    nullptr,  // cmp: files compared by address
+    haddr_t(INT64_MAX),                             // maxaddr: off_t's range
+    H5F_CLOSE_WEAK,                                 // (the access list asks for strong)
+    nullptr,                                        // terminate
+    nullptr, nullptr, nullptr,                      // superblock driver block: none
+    sizeof(DriverInfo), nullptr, nullptr, nullptr,  // fapl info: copied bytewise
+    0, nullptr, nullptr,                            // dxpl
+    open_file, close_file,
+    nullptr,                                        // cmp: files compared by address
     query,
-    nullptr,  // get_type_map
-    nullptr,
-    nullptr,  // alloc, free: HDF5's defaults
-    get_eoa,
-    set_eoa,
-    get_eof,
-    get_handle,
-    read,
-    write,
-    flush,
-    truncate,
-    nullptr,
-    nullptr,  // lock, unlock: none (a fresh temporary file)
+    nullptr,                                        // get_type_map
+    nullptr, nullptr,                               // alloc, free: HDF5's own
+    get_eoa, set_eoa, get_eof, get_handle, read, write, flush, truncate,
+    nullptr, nullptr,                               // lock, unlock: a fresh temporary file
     H5FD_FLMAP_DICHOTOMY,
 };
+// clang-format on
 
 }  // namespace
 
