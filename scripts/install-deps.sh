@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libopenblas-dev          # BLAS (cblas_sgemm) for the CPU kernels
   libopenblas-openmp-dev   # its OpenMP build: BLAS and loom share one thread pool
+  libdnnl-dev              # oneDNN's sgemm for the large GEMMs (optional at build time)
   libhdf5-dev hdf5-tools   # checkpoints (C API) and h5ls/h5dump
   zlib1g-dev               # CRC-32 checksums in checkpoints
   libdeflate-dev           # the same CRC-32, 4x faster (optional at build time)
