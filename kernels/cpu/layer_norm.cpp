@@ -1,6 +1,8 @@
 // Layer norm on [M, N] rows (see kernels/layer_norm.h for the formulas).
 //  - forward and grad_x: one row per iteration, threads split rows; row statistics are
-//    two-pass (mean, then mean of squared deviations) in double;
+//    two-pass (mean, then mean of squared deviations) in double, each sum over eight
+//    interleaved accumulators (row_reduce.h: one dependent chain of double adds made the
+//    d256 layer norms of a training step 2x slower);
 //  - grad_w / grad_b: column sums over all rows; threads split columns and each column
 //    is summed in row order in double, so the result is independent of the thread count.
 #include "kernels/layer_norm.h"
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/row_reduce.h"
 
 namespace loom::kernels::cpu {
 namespace {
@@ -24,11 +27,11 @@ void forward_rows(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, in
     for (int64_t i = r0; i < r1; ++i) {
       const T* xi = x + i * N;
       T* yi = y + i * N;
-      double s = 0;
-      for (int64_t j = 0; j < N; ++j) s += double(xi[j]);
-      const double mu = s / double(N);
-      double v = 0;
-      for (int64_t j = 0; j < N; ++j) v += (double(xi[j]) - mu) * (double(xi[j]) - mu);
+      const double mu = lane_sum(N, [&](int64_t j) { return double(xi[j]); }) / double(N);
+      const double v = lane_sum(N, [&](int64_t j) {
+        const double d = double(xi[j]) - mu;
+        return d * d;
+      });
       const double rs = 1.0 / std::sqrt(v / double(N) + eps);
       mean[i] = T(mu);
       rstd[i] = T(rs);
@@ -50,17 +53,12 @@ void grad_x_rows(T* gx, const T* g, const T* x, const T* mean, const T* rstd, co
       const T* xi = x + i * N;
       T* gxi = gx + i * N;
       const T mu = mean[i], rs = rstd[i];
-      double s1 = 0, s2 = 0;  // sum(gxhat), sum(gxhat * xhat)
-      for (int64_t j = 0; j < N; ++j) {
-        const T gh = w ? gi[j] * w[j] : gi[j];
-        s1 += double(gh);
-        s2 += double(gh) * double((xi[j] - mu) * rs);
-      }
+      const auto gh = [&](int64_t j) { return w ? gi[j] * w[j] : gi[j]; };
+      const double s1 = lane_sum(N, [&](int64_t j) { return double(gh(j)); });  // sum(gxhat)
+      const double s2 = lane_sum(  // sum(gxhat * xhat)
+          N, [&](int64_t j) { return double(gh(j)) * double((xi[j] - mu) * rs); });
       const T m1 = T(s1 / double(N)), m2 = T(s2 / double(N));
-      for (int64_t j = 0; j < N; ++j) {
-        const T gh = w ? gi[j] * w[j] : gi[j];
-        gxi[j] = rs * (gh - m1 - (xi[j] - mu) * rs * m2);
-      }
+      for (int64_t j = 0; j < N; ++j) gxi[j] = rs * (gh(j) - m1 - (xi[j] - mu) * rs * m2);
     }
   });
 }
