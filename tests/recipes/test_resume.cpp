@@ -2,19 +2,23 @@
 // SIGTERM sent to a real `loom train` process), then resuming to N, gives bitwise the same
 // weights, AdamW moments, RNG streams, loader position and logged loss sequence — with
 // dropout on and gradient accumulation. Also: --resume auto skipping a truncated newest
-// checkpoint, refusing a frozen-key change, and --init-from.
+// checkpoint, kill -9 during saves (three times, then resume to N bitwise), refusing a
+// frozen-key change, and --init-from.
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "common/run_metrics.h"
 #include "common/temp_dir.h"
@@ -34,19 +38,23 @@ const char* kModel =
     "d_model = 16\nheads = 2\nkv_heads = 1\nffn = 32\nencoder_layers = 1\ndecoder_layers = 1\n"
     "dropout = 0.1\nmax_len = 32\n";
 
-std::string recipe_text(const fs::path& dir, int64_t max_steps, int64_t accumulate) {
+std::string recipe_text(const fs::path& dir, int64_t max_steps, int64_t accumulate,
+                        int64_t save_every = 2) {
   std::ostringstream rest;
   rest << "[optim]\nlr = 3e-3\nwarmup = 5\naccumulate = " << accumulate << "\n"
        << "[train]\nmax_steps = " << max_steps << "\nlog_every = 1\neval_every = 1000\n"
-       << "eval_sentences = 2\nsamples = 0\nbeam = 1\nthreads = 1\nsave_every = 2\n";
+       << "eval_sentences = 2\nsamples = 0\nbeam = 1\nthreads = 1\nsave_every = " << save_every
+       << "\n";
   return test::tiny_recipe(dir, kModel, rest.str());
 }
 
 TrainResult run(const fs::path& dir, const fs::path& out, int64_t max_steps, int64_t accumulate,
-                const std::string& resume = "", std::string* console_text = nullptr) {
+                const std::string& resume = "", std::string* console_text = nullptr,
+                int64_t save_every = 2) {
   std::ostringstream console;
-  const TrainResult r = train(parse_recipe(recipe_text(dir, max_steps, accumulate), "resume.toml"),
-                              out.string(), console, {resume});
+  const TrainResult r =
+      train(parse_recipe(recipe_text(dir, max_steps, accumulate, save_every), "resume.toml"),
+            out.string(), console, {resume});
   if (console_text) *console_text = console.str();
   return r;
 }
@@ -138,6 +146,78 @@ TEST_CASE("resume: a real loom train process stopped by SIGTERM saves and resume
   run(tmp.path, tmp.path / "straight", n, 1);
   check_same_state((tmp.path / "straight/checkpoints/last.h5").string(),
                    (out / "checkpoints/last.h5").string());
+  CHECK(losses(tmp.path / "straight") == losses(out));
+}
+
+// `loom train RECIPE --out OUT [--resume auto]` as a child process, its output in `console`.
+pid_t start_loom_train(const std::string& recipe, const fs::path& out, const std::string& console,
+                       bool resume) {
+  std::vector<std::string> args = {LOOM_BINARY, "train", recipe, "--out", out.string()};
+  if (resume) args.insert(args.end(), {"--resume", "auto"});
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {  // the child only redirects its output and execs loom
+    const int fd = ::open(console.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execv(LOOM_BINARY, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Complete lines in the run's metrics.jsonl (a line being written has no newline yet).
+int64_t logged_lines(const fs::path& out) {
+  std::ifstream in(out / "metrics.jsonl");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return std::count(text.begin(), text.end(), '\n');
+}
+
+bool saving_now(const fs::path& checkpoints) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(checkpoints, ec))
+    if (e.path().filename().string().starts_with(".tmp-")) return true;
+  return false;
+}
+
+TEST_CASE("resume: kill -9 in the middle of saves leaves valid checkpoints; auto resumes bitwise") {
+  const test::TempDir tmp("sigkill");
+  test::make_tiny_corpus(tmp.path, 200, 4, 4);
+  const int64_t n = 100;
+  const std::string recipe = tmp.write("r.toml", recipe_text(tmp.path, n, 1, /*save_every=*/1));
+  const fs::path out = tmp.path / "killed", checkpoints = out / "checkpoints";
+  fs::create_directories(out);
+  const std::string console = (tmp.path / "console.txt").string();
+  for (int round = 0; round < 3; ++round) {  // the first run, then two resumed ones, all killed
+    const int64_t before = logged_lines(out);
+    const pid_t pid = start_loom_train(recipe, out, console, round > 0);
+    REQUIRE(pid > 0);
+    // A few updates in, SIGKILL the moment a save's temporary file exists.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!(logged_lines(out) >= before + 4 && saving_now(checkpoints))) {
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    REQUIRE(kill(pid, SIGKILL) == 0);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFSIGNALED(status));
+    // Every checkpoint left verifies; last.h5 is among them.
+    CHECK(fs::exists(checkpoints / "last.h5"));
+    for (const auto& e : fs::directory_iterator(checkpoints)) {
+      const std::string name = e.path().filename().string();
+      if (name.starts_with(".tmp-")) continue;
+      INFO(name);
+      CHECK(verify_checkpoint(e.path().string()).empty());
+    }
+  }
+  run(tmp.path, out, n, 1, "auto", nullptr, 1);  // to the end
+  CHECK_FALSE(saving_now(checkpoints));          // the killed saves' temporaries are gone
+  run(tmp.path, tmp.path / "straight", n, 1, "", nullptr, 1);
+  check_same_state((tmp.path / "straight/checkpoints/last.h5").string(),
+                   (checkpoints / "last.h5").string());
   CHECK(losses(tmp.path / "straight") == losses(out));
 }
 
