@@ -2,6 +2,8 @@
 // (keepdim layout) and is contiguous; x may be strided. Float sums accumulate in double.
 #pragma once
 
+#include <span>
+
 #include "kernels/profile.h"
 #include "kernels/tensor_ref.h"
 
@@ -11,6 +13,11 @@ enum class ReduceOp : uint8_t { Sum, Max };
 
 namespace cpu {
 void reduce(TensorRef out, TensorRef x, ReduceOp op);
+// Σ x² over every element of contiguous float32 / float64 CPU tensors, in double (for
+// gradient norms): fixed chunks of 16384 elements, each over eight lane accumulators,
+// added in tensor then chunk order, so the result does not depend on the thread count.
+// One parallel region for the whole list; no temporaries.
+double sum_of_squares(std::span<const TensorRef> xs);
 }
 
 namespace cuda {

@@ -41,9 +41,8 @@ void blas(T* c, int64_t ldc, const T* a, Layout la, const T* b, Layout lb, int64
 #ifdef LOOM_HAVE_DNNL
   if constexpr (std::is_same_v<T, float>) {
     if (M * N * K >= kDnnlMinProduct) {
-      const dnnl_status_t s =
-          dnnl_sgemm(la.trans ? 'T' : 'N', lb.trans ? 'T' : 'N', M, N, K, float(alpha), a, la.ld,
-                     b, lb.ld, float(beta), c, ldc);
+      const dnnl_status_t s = dnnl_sgemm(la.trans ? 'T' : 'N', lb.trans ? 'T' : 'N', M, N, K,
+                                         float(alpha), a, la.ld, b, lb.ld, float(beta), c, ldc);
       LOOM_CHECK(s == dnnl_success, "gemm: oneDNN's sgemm failed (status ", int(s), ") on ", M, "x",
                  N, "x", K);
       return;

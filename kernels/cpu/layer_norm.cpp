@@ -54,9 +54,10 @@ void grad_x_rows(T* gx, const T* g, const T* x, const T* mean, const T* rstd, co
       T* gxi = gx + i * N;
       const T mu = mean[i], rs = rstd[i];
       const auto gh = [&](int64_t j) { return w ? gi[j] * w[j] : gi[j]; };
-      const double s1 = lane_sum(N, [&](int64_t j) { return double(gh(j)); });  // sum(gxhat)
-      const double s2 = lane_sum(  // sum(gxhat * xhat)
-          N, [&](int64_t j) { return double(gh(j)) * double((xi[j] - mu) * rs); });
+      // sum(gxhat) and sum(gxhat * xhat)
+      const double s1 = lane_sum(N, [&](int64_t j) { return double(gh(j)); });
+      const double s2 =
+          lane_sum(N, [&](int64_t j) { return double(gh(j)) * double((xi[j] - mu) * rs); });
       const T m1 = T(s1 / double(N)), m2 = T(s2 / double(N));
       for (int64_t j = 0; j < N; ++j) gxi[j] = rs * (gh(j) - m1 - (xi[j] - mu) * rs * m2);
     }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/row_reduce.h"
 #include "kernels/pointwise.h"
 #include "kernels/reduce.h"
 
@@ -124,6 +125,37 @@ void reduce(TensorRef out, TensorRef x, ReduceOp op) {
       else reduce_blocks<T, Acc, MaxOp>(op_, xp, x, reduced_mask);
     }
   });
+}
+
+double sum_of_squares(std::span<const TensorRef> xs) {
+  profile::Scope scope(profile::Kind::Reduce);
+  constexpr int64_t kChunk = 16384;
+  struct Chunk {
+    const TensorRef* x;
+    int64_t begin, end;
+  };
+  std::vector<Chunk> chunks;
+  for (const TensorRef& x : xs) {
+    LOOM_ASSERT(x.device.is_cpu() && x.is_contiguous());
+    for (int64_t b = 0; b < x.numel(); b += kChunk)
+      chunks.push_back({&x, b, std::min(x.numel(), b + kChunk)});
+  }
+  std::vector<double> partial(chunks.size());
+  parallel_for(int64_t(chunks.size()), 2 * kChunk, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const Chunk& k = chunks[size_t(c)];
+      dispatch_floating(k.x->dtype, "sum_of_squares", [&]<class T>() {
+        const T* p = k.x->ptr<const T>() + k.begin;
+        partial[size_t(c)] = lane_sum(k.end - k.begin, [&](int64_t j) {
+          const double v = double(p[j]);
+          return v * v;
+        });
+      });
+    }
+  });
+  double sum = 0;
+  for (const double v : partial) sum += v;
+  return sum;
 }
 
 }  // namespace loom::kernels::cpu

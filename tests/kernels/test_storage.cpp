@@ -1,4 +1,5 @@
-// Storage and the caching allocator: alignment, reuse, stats, empty_cache.
+// Storage and the caching allocator: alignment, reuse (exact and up to 1.5x), stats,
+// empty_cache.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -32,6 +33,33 @@ TEST_CASE("large blocks round up to at most 12.5% and the cache can be emptied")
   CHECK(s1.cached_bytes - s0.cached_bytes <= size_t((1 << 20) + (1 << 17)));
   cpu_empty_cache();
   CHECK(cpu_allocator_stats().cached_bytes == 0);
+}
+
+TEST_CASE("a request takes a cached block of up to 1.5x its class, which goes back to its own class") {
+  cpu_empty_cache();
+  const AllocatorStats s0 = cpu_allocator_stats();
+  void* big = nullptr;
+  { Storage a(200000, Device::cpu()); big = a.data(); }  // class 212992, now cached
+  CHECK(cpu_allocator_stats().cached_bytes == s0.cached_bytes + 212992);
+  {
+    Storage b(170000, Device::cpu());  // class 180224: none cached, 212992 <= 1.5x
+    CHECK(b.data() == big);
+    CHECK(cpu_allocator_stats().allocated_bytes == s0.allocated_bytes + 180224);
+    CHECK(cpu_allocator_stats().cached_bytes == s0.cached_bytes);
+    Storage c(100000, Device::cpu());  // class 106496: the 212992 block is in use anyway
+    CHECK(c.data() != big);
+  }
+  CHECK(cpu_allocator_stats().allocated_bytes == s0.allocated_bytes);
+  CHECK(cpu_allocator_stats().cached_bytes == s0.cached_bytes + 212992 + 106496);
+  {
+    Storage d(100000, Device::cpu());  // its own class is cached again: the exact fit
+    CHECK(d.data() != big);
+    Storage e(130000, Device::cpu());  // class 131072: 212992 > 1.5x, a fresh block
+    CHECK(e.data() != big);
+    Storage f(200000, Device::cpu());  // the big block is back in its own class
+    CHECK(f.data() == big);
+  }
+  cpu_empty_cache();
 }
 
 TEST_CASE("version counter and zero-byte storages") {

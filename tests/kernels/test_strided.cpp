@@ -1,5 +1,6 @@
 // The strided loop under the pointwise kernels and the reductions: transposed, broadcast
-// (stride 0) and sliced operands; results independent of the thread count.
+// (stride 0) and sliced operands; results independent of the thread count; the
+// multi-tensor sum of squares behind gradient norms.
 #include <doctest/doctest.h>
 #include <omp.h>
 
@@ -82,6 +83,38 @@ TEST_CASE("reductions into one row equal a double reference, through a view, NaN
   reduce(ref(mx, {1, 1, C}, {C, C, 1}), ref(x, {A, B, C}, {B * C, C, 1}), ReduceOp::Max);
   CHECK(std::isnan(mx[7]));
   CHECK(!std::isnan(mx[8]));
+}
+
+TEST_CASE(
+    "sum_of_squares over many tensors: a double reference, the same bits on 1 and 2 threads") {
+  // Sizes around the 16384-element chunk and the 8 lanes, an empty tensor, float64 too.
+  std::vector<std::vector<float>> fs;
+  for (const int64_t n :
+       {int64_t(0), int64_t(7), int64_t(16384), int64_t(16391), int64_t(100003)}) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = float((i * 7919 + size_t(n)) % 2003) * 1e-3f - 1.0f;
+    fs.push_back(std::move(v));
+  }
+  std::vector<double> d(5000);
+  for (size_t i = 0; i < d.size(); ++i) d[i] = std::sin(double(i)) * 3.0;
+  std::vector<TensorRef> refs;
+  double want = 0;
+  for (auto& v : fs) {
+    refs.push_back(ref(v, {int64_t(v.size())}, {1}));
+    for (const float x : v) want += double(x) * double(x);
+  }
+  refs.push_back({d.data(), DType::F64, Device::cpu(), {50, 100}, {100, 1}});
+  for (const double x : d) want += x * x;
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const double one = cpu::sum_of_squares(refs);
+  omp_set_num_threads(2);
+  const double two = cpu::sum_of_squares(refs);
+  omp_set_num_threads(saved);
+  CHECK(one == doctest::Approx(want).epsilon(1e-13));
+  CHECK(one == two);
+  CHECK(cpu::sum_of_squares({}) == 0.0);
 }
 
 }  // namespace
