@@ -339,6 +339,7 @@ TEST_CASE("checkpoint: a short-context RoPE model loads into a longer YaRN confi
   for (size_t i = 0; i < before.size(); ++i)
     CHECK(before[i].tensor.to_vector<float>() == after[i].tensor.to_vector<float>());
   tuned.eval();
+  ag::NoGrad no_grad;  // inference: nothing left on the tape for the next test case
   std::vector<int64_t> ids(2 * 30);
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = 4 + int64_t(i % 12);
   const ag::Tensor tokens = ag::from_vector(ids, {2, 30});
