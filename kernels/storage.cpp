@@ -58,9 +58,10 @@ void* cpu_allocate(size_t nbytes) {
   CpuCache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mu);
+    const size_t largest = cls + cls / 2;
     auto it = c.free_lists.lower_bound(cls);
-    while (it != c.free_lists.end() && it->second.empty() && it->first <= cls + cls / 2) ++it;
-    if (it != c.free_lists.end() && !it->second.empty() && it->first <= cls + cls / 2) {
+    while (it != c.free_lists.end() && it->first <= largest && it->second.empty()) ++it;
+    if (it != c.free_lists.end() && it->first <= largest) {
       void* p = it->second.back();
       it->second.pop_back();
       if (it->first != cls) c.oversized[p] = it->first;

@@ -11,8 +11,8 @@ namespace loom::optim {
 double grad_norm(const ag::NamedTensors& params) {
   ag::NoGrad no_grad;
   // Contiguous CPU gradients (all of them in CPU training): one pass over their memory in
-  // one parallel region. Any other (GPU, strided): sum(g * g), its float sums in double.
-  std::vector<ag::Tensor> held;
+  // one parallel region (the parameters hold their gradients' storage meanwhile). Any
+  // other (GPU, strided): sum(g * g), its float sums in double.
   std::vector<kernels::TensorRef> cpu;
   double sum_sq = 0;
   for (const ag::NamedTensor& p : params) {
@@ -20,7 +20,6 @@ double grad_norm(const ag::NamedTensors& params) {
     if (!g.defined()) continue;
     if (g.device().is_cpu() && g.is_contiguous() &&
         (g.dtype() == ag::DType::F32 || g.dtype() == ag::DType::F64)) {
-      held.push_back(g);
       cpu.push_back(g.ref());
     } else {
       sum_sq += ag::sum(g * g).item<double>();
