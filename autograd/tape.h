@@ -11,6 +11,7 @@
 // gradient.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <memory>

@@ -3,6 +3,8 @@
 // testable alone and keeps the autograd layer out of device code.
 #pragma once
 
+#include <cstdint>
+
 #include "kernels/device.h"
 #include "kernels/dims.h"
 #include "kernels/dtype.h"

@@ -3,6 +3,8 @@
 // embed(x) * sqrt(C) unit-variance.
 #pragma once
 
+#include <cstdint>
+
 #include "nn/module.h"
 
 namespace loom::nn {

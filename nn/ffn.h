@@ -2,6 +2,8 @@
 // in the exact erf form) -> dropout -> fc2 [d, ffn].
 #pragma once
 
+#include <cstdint>
+
 #include "nn/dropout.h"
 #include "nn/linear.h"
 

@@ -2,6 +2,8 @@
 // (torch.nn.LayerNorm(dim); names weight, bias).
 #pragma once
 
+#include <cstdint>
+
 #include "nn/module.h"
 
 namespace loom::nn {

@@ -10,6 +10,8 @@
 // parameters is one fused kernel (kernels/adamw.h).
 #pragma once
 
+#include <cstdint>
+
 #include "optim/optimizer.h"
 
 namespace loom::optim {

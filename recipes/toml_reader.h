@@ -3,6 +3,7 @@
 // the type expected. Only recipes/ includes toml++.
 #pragma once
 
+#include <cstdint>
 #include <toml++/toml.h>
 
 #include <optional>

@@ -2,6 +2,8 @@
 // enable_gqa=True and a bool mask where true = attend), forward and backward in one op.
 #pragma once
 
+#include <cstdint>
+
 #include "autograd/tensor.h"
 
 namespace loom::ag {

@@ -1,6 +1,7 @@
 // Loss functions.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
 #include "autograd/tensor.h"

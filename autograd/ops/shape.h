@@ -3,6 +3,7 @@
 // copies, to_dtype and concat copy. All are differentiable.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "autograd/tensor.h"
