@@ -3,6 +3,7 @@
 // is next to the .cpp that holds its forwards and backwards.
 #pragma once
 
+#include "autograd/autocast.h"
 #include "autograd/ops/attention.h"
 #include "autograd/ops/dropout.h"
 #include "autograd/ops/embedding.h"

@@ -10,7 +10,7 @@
 //     Both sides read these two files, so they train on the same ids from the same weights.
 //
 //   bench_compare_step train --batches B.h5 --weights W.h5 --threads T --steps S [--warmup K]
-//                            [--device cpu|cuda]
+//                            [--device cpu|cuda] [--precision f32|tf32|bf16]
 //     1. agreement: with dropout off, the label-smoothed loss of batch 0 and the global
 //        gradient norm of that loss;
 //     2. K warm-up steps, then S timed training steps, each exactly the trainer's
@@ -19,7 +19,9 @@
 //        i mod N. The learning rate is the recipe's peak lr, constant (the schedule's
 //        per-step set_lr costs nothing and is left out on both sides).
 //     On cuda the model and the batches are moved to cuda:0 first and each step ends with a
-//     device synchronisation (its work is done when its time is taken).
+//     device synchronisation (its work is done when its time is taken). --precision (cuda
+//     only) is the trainer's train.precision: tf32 GEMMs, or bf16 (forward and loss under
+//     ag::Autocast(BF16), agreement values included).
 //     Prints one line `RESULT {json}`: median ms/step, target tokens/s (median over the
 //     timed steps of that step's non-pad target tokens / its time), peak RSS (getrusage
 //     ru_maxrss) before training and at the end, CPU time / wall time of the timed steps,
@@ -66,7 +68,7 @@ constexpr const char* kUsage =
     "usage: bench_compare_step make-batches --recipe R.toml --batches N --out-batches B.h5 "
     "--out-weights W.h5 [--max-tokens M]\n"
     "       bench_compare_step train --batches B.h5 --weights W.h5 --threads T --steps S "
-    "[--warmup K] [--device cpu|cuda]\n";
+    "[--warmup K] [--device cpu|cuda] [--precision f32|tf32|bf16]\n";
 
 // "--key value" pairs after the mode; every key must be one of `known`.
 std::map<std::string, std::string> parse_flags(int argc, char** argv,
@@ -184,6 +186,11 @@ int train(const std::map<std::string, std::string>& flags) {
   LOOM_CHECK(device_name == "cpu" || device_name == "cuda", "train: --device ", device_name,
              ": expected cpu or cuda");
   const kernels::Device device = device_name == "cuda" ? kernels::Device::cuda(0) : kernels::Device::cpu();
+  const std::string precision = flags.count("precision") ? flags.at("precision") : "f32";
+  LOOM_CHECK(precision == "f32" || ((precision == "tf32" || precision == "bf16") && device.is_cuda()),
+             "train: --precision ", precision, ": expected f32, or tf32 / bf16 with --device cuda");
+  if (device.is_cuda()) kernels::cuda::set_allow_tf32(precision == "tf32");
+  const ag::Autocast autocast(precision == "bf16" ? kernels::DType::BF16 : kernels::DType::F32);
 
   const recipes::h5::File f = recipes::h5::File::open(batch_path);
   LOOM_CHECK(f.string_attr("format") == "loom-compare-batches", batch_path,
@@ -253,11 +260,11 @@ int train(const std::map<std::string, std::string>& flags) {
               "\"median_ms\": %.3f, \"tok_s\": %.1f, \"mean_tok_s\": %.1f, "
               "\"peak_rss_mb\": %.1f, \"base_rss_mb\": %.1f, \"cpu_util\": %.3f, "
               "\"init_loss\": %.9g, \"init_grad_norm\": %.9g, \"last_loss\": %.6g, "
-              "\"device\": \"%s\", \"peak_gpu_mb\": %.1f, \"cpu_peak_tensor_mb\": %.1f, "
+              "\"device\": \"%s\", \"precision\": \"%s\", \"peak_gpu_mb\": %.1f, \"cpu_peak_tensor_mb\": %.1f, "
               "\"cpu_cached_mb\": %.1f}\n",
               threads, steps, warmup, bench::median(ms), bench::median(tok_s),
               double(total_tokens) / total_s, peak_rss_mb(), base_rss, cpu_util, init_loss,
-              init_grad_norm, last_loss, device_name.c_str(),
+              init_grad_norm, last_loss, device_name.c_str(), precision.c_str(),
               device.is_cuda()
                   ? double(kernels::cuda::allocator_stats(0).peak_allocated_bytes) / (1 << 20)
                   : 0.0,
@@ -274,7 +281,8 @@ int main(int argc, char** argv) {
     if (mode == "make-batches")
       return make_batches(parse_flags(argc, argv, {"recipe", "batches", "out-batches", "out-weights", "max-tokens"}));
     if (mode == "train")
-      return train(parse_flags(argc, argv, {"batches", "weights", "threads", "steps", "warmup", "device"}));
+      return train(parse_flags(argc, argv, {"batches", "weights", "threads", "steps", "warmup", "device",
+                                            "precision"}));
     std::fprintf(stderr, "%s", kUsage);
     return 2;
   } catch (const std::exception& e) {

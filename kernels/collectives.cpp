@@ -9,6 +9,9 @@
 #if LOOM_WITH_MPI
 #include "kernels/mpi/communicator.h"
 #endif
+#if LOOM_WITH_NCCL
+#include "kernels/nccl/communicator.h"
+#endif
 
 namespace loom::kernels {
 namespace {
@@ -109,6 +112,30 @@ std::shared_ptr<Communicator> world_communicator() {
                           "without mpirun"));
 #endif
   return world;
+}
+
+std::shared_ptr<Communicator> world_communicator(Device device) {
+  std::shared_ptr<Communicator> host = world_communicator();
+  if (device.is_cpu() || launched_world_size() == 0) return host;
+  static std::mutex mutex;
+  static std::shared_ptr<Communicator> gpu_world;
+  static Device gpu_device;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (gpu_world) {
+    LOOM_CHECK(device == gpu_device, "communicator: this process already communicates on ",
+               gpu_device, ", not ", device, "; one rank uses one GPU");
+    return gpu_world;
+  }
+#if LOOM_WITH_NCCL
+  gpu_world = nccl::make_communicator(host, device.index, collective_timeout_s());
+  gpu_device = device;
+  return gpu_world;
+#else
+  LOOM_CHECK(host->size() == 1, "communicator: ", host->size(), " ranks train on ", device,
+             ", but this loom was built without NCCL (LOOM_WITH_NCCL is off); build where "
+             "CUDA and libnccl are installed, or train on the cpu");
+  return host;
+#endif
 }
 
 }  // namespace loom::kernels

@@ -1,6 +1,7 @@
 // Collectives across the ranks of a data-parallel job: the Communicator interface and
 // its factory. Backends: one process (no MPI at all), MPI for cpu tensors
-// (kernels/mpi/communicator.cpp), and later NCCL for cuda tensors. Everything takes
+// (kernels/mpi/communicator.cpp), and NCCL for cuda tensors (kernels/nccl/, which hands
+// cpu tensors to MPI). Everything takes
 // kernels::TensorRef, so this layer knows nothing of autograd.
 //
 // Launch: `mpirun -np N loom ...` (or srun under Slurm) sets the launcher's environment
@@ -42,7 +43,7 @@ class Communicator {
   virtual int size() const = 0;
   // The rank among the processes of this machine (which GPU a rank uses).
   virtual int local_rank() const = 0;
-  virtual std::string backend() const = 0;  // "single", "mpi"
+  virtual std::string backend() const = 0;  // "single", "mpi", "nccl"
 
   // t <- root's t on every rank (in place).
   virtual void broadcast(const TensorRef& t, int root) = 0;
@@ -67,6 +68,13 @@ class Communicator {
 // several ranks, else the single-process one. Launched as several ranks by a loom built
 // without MPI, it throws loom::Error saying so.
 std::shared_ptr<Communicator> world_communicator();
+
+// The communicator for a job whose tensors live on `device`. For cpu, world_communicator().
+// For a cuda device in a job started by a launcher (mpirun, even with one rank), the NCCL
+// communicator over the world's ranks on that device (made once; later calls must name
+// the same device). A single process started without a launcher gets the single-process
+// one. Launched as several ranks by a loom built without NCCL, it throws loom::Error.
+std::shared_ptr<Communicator> world_communicator(Device device);
 
 // The single-process communicator (rank 0 of 1): collectives are identities.
 std::unique_ptr<Communicator> make_single_process_communicator();

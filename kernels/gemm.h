@@ -8,7 +8,8 @@
 // The last two dims of every operand must be a BLAS matrix, see gemm_operand_ok(); the
 // op layer calls contiguous() on the others before coming here, so a copy is always
 // visible where it happens. Transposed views are passed to BLAS as transposes, never
-// copied. On the CPU this is OpenBLAS's sgemm (float32) and dgemm (float64).
+// copied. On the CPU this is OpenBLAS's sgemm (float32) and dgemm (float64). On cuda,
+// a and b may also be bfloat16 with c float32 (float accumulation): mixed precision.
 #pragma once
 
 #include "kernels/profile.h"

@@ -114,7 +114,8 @@ struct GemmPlan {
 inline GemmPlan plan_gemm(TensorRef c, TensorRef a, TensorRef b, double beta) {
   const int n = c.dim();
   LOOM_ASSERT(n >= 2 && a.dim() == n && b.dim() == n);
-  LOOM_ASSERT(a.dtype == c.dtype && b.dtype == c.dtype);
+  LOOM_ASSERT(a.dtype == b.dtype &&
+              (a.dtype == c.dtype || (a.dtype == DType::BF16 && c.dtype == DType::F32)));
   LOOM_ASSERT(a.device == c.device && b.device == c.device);
   const int64_t M = c.sizes[n - 2], N = c.sizes[n - 1], K = a.sizes[n - 1];
   LOOM_ASSERT(a.sizes[n - 2] == M && b.sizes[n - 2] == K && b.sizes[n - 1] == N);

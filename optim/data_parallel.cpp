@@ -41,7 +41,9 @@ DataParallel::DataParallel(ag::NamedTensors params, std::shared_ptr<kernels::Com
     LOOM_CHECK(index_.emplace(t.impl(), i).second, "DataParallel: parameter '", params_[i].name,
                "' is listed twice");
   }
-  if (world_size() == 1) return;  // nothing to average: no buffers
+  // One process needs no averaging: no buffers. A launched job of one rank (NCCL with
+  // world size 1) runs every step of the path anyway, as its larger jobs would.
+  if (!averages()) return;
   check_same_parameters_on_all_ranks();
 
   // Reverse order: roughly the order in which backward finishes the gradients.
@@ -100,7 +102,7 @@ void DataParallel::check_same_parameters_on_all_ranks() const {
 }
 
 void DataParallel::broadcast_parameters() {
-  if (world_size() == 1) return;
+  if (!averages()) return;
   ag::NoGrad no_grad;  // parameters require grad: in-place writes need grad mode off
   for (Bucket& b : buckets_) {
     for (size_t j = 0; j < b.params.size(); ++j) {
@@ -116,7 +118,7 @@ void DataParallel::broadcast_parameters() {
 }
 
 void DataParallel::backward(const ag::Tensor& loss, bool sync) {
-  if (world_size() == 1 || !sync) {
+  if (!averages() || !sync) {
     loss.backward();
     return;
   }
@@ -133,7 +135,7 @@ void DataParallel::backward(const ag::Tensor& loss, bool sync) {
 }
 
 void DataParallel::average_gradients() {
-  if (world_size() == 1) return;
+  if (!averages()) return;
   begin_sync();
   started_in_backward_ = 0;
   finish_sync();

@@ -46,6 +46,9 @@ class DataParallel {
 
   int rank() const { return comm_->rank(); }
   int world_size() const { return comm_->size(); }
+  // Whether gradients go through the communicator: with several ranks, and with one
+  // rank of a launched job (backend other than "single").
+  bool averages() const { return comm_->size() > 1 || comm_->backend() != "single"; }
 
   // Copies rank 0's values of every parameter to every rank: at the start of training,
   // after the weights were initialised or loaded.

@@ -9,11 +9,15 @@
 
 namespace loom::recipes {
 
-Distributed start_distributed() {
+Distributed start_distributed(const DeviceConfig& device) {
   Distributed d;
-  d.comm = kernels::world_communicator();
-  d.rank = d.comm->rank();
-  d.world = d.comm->size();
+  const std::shared_ptr<kernels::Communicator> host = kernels::world_communicator();
+  d.rank = host->rank();
+  d.world = host->size();
+  d.device = device.type == "cuda" && d.world > 1
+                 ? DeviceConfig{"cuda:" + std::to_string(host->local_rank())}.open()
+                 : device.open();
+  d.comm = kernels::world_communicator(d.device);
   return d;
 }
 
@@ -74,7 +78,8 @@ void check_resume_world_size(int64_t saved, int world, const std::string& checkp
 
 std::string distributed_summary(const Distributed& d, size_t buckets) {
   std::ostringstream os;
-  os << "data parallel: " << d.world << " ranks (" << d.comm->backend()
+  os << "data parallel: " << d.world << (d.world == 1 ? " rank (" : " ranks (") << d.comm->backend()
+     << ", " << d.device
      << "), gradients averaged in " << buckets << (buckets == 1 ? " bucket" : " buckets")
      << "; rank 0 logs and saves";
   if (std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("OMPI_MCA_odls_base_sigkill_timeout"))

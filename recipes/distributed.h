@@ -14,17 +14,21 @@
 
 #include "kernels/collectives.h"
 #include "kernels/random.h"
+#include "recipes/recipe.h"
 
 namespace loom::recipes {
 
 struct Distributed {
-  std::shared_ptr<kernels::Communicator> comm;
+  std::shared_ptr<kernels::Communicator> comm;  // NCCL's when training on a GPU under mpirun
   int rank = 0, world = 1;
+  kernels::Device device;  // where this rank trains
   bool root() const { return rank == 0; }
 };
 
-// This process's place in the job (one process when not launched by mpirun).
-Distributed start_distributed();
+// This process's place in the job (one process when not launched by mpirun) and its
+// device: the recipe's, checked to exist; "cuda" without an index means cuda:LOCAL_RANK
+// when several ranks run, so each rank of a machine takes its own GPU.
+Distributed start_distributed(const DeviceConfig& device);
 
 // Runs `body`. With several ranks an error is printed to stderr (naming the rank) and
 // ends every rank at once (Communicator::abort): returning would leave the other ranks

@@ -90,7 +90,7 @@ void read_train(const toml::table& t, const std::string& src, TrainConfig& c) {
   const TomlReader r(src, t, "train.");
   r.check_keys({"seed", "max_steps", "max_minutes", "log_every", "eval_every", "eval_sentences",
                 "samples", "patience", "beam", "threads", "max_bad_steps", "save_every",
-                "keep_last", "init_from"});
+                "keep_last", "init_from", "precision"});
   int64_t seed = int64_t(c.seed);
   r.get("seed", seed);
   c.seed = uint64_t(seed);
@@ -107,6 +107,9 @@ void read_train(const toml::table& t, const std::string& src, TrainConfig& c) {
   r.get("save_every", c.save_every);
   r.get("keep_last", c.keep_last);
   r.get("init_from", c.init_from);
+  r.get("precision", c.precision);
+  LOOM_CHECK(c.precision == "f32" || c.precision == "tf32" || c.precision == "bf16", src,
+             ": train.precision = \"", c.precision, "\": expected \"f32\", \"tf32\" or \"bf16\"");
   LOOM_CHECK(c.max_steps > 0, src, ": train.max_steps = ", c.max_steps, ": must be positive");
   LOOM_CHECK(c.log_every > 0 && c.eval_every > 0, src,
              ": train.log_every and train.eval_every must be positive");
@@ -140,6 +143,9 @@ Recipe parse_recipe(std::string_view text, const std::string& source,
       throw Error(detail::cat(source, ": ", e.what()));
     }
   }
+  LOOM_CHECK(r.train.precision == "f32" || r.device.type != "cpu", source, ": train.precision = \"",
+             r.train.precision, "\" runs on a GPU (set device.type = \"cuda\"); on the cpu every "
+             "product is float32: use train.precision = \"f32\"");
   try {
     r.model.validate();
   } catch (const Error& e) {

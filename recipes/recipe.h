@@ -50,6 +50,10 @@ struct TrainConfig {
   int64_t save_every = 0;        // checkpoint cadence in updates; 0: at each evaluation
   int64_t keep_last = 3;         // step-N.h5 files kept (last.h5 and best.h5 are links)
   std::string init_from;         // a checkpoint whose weights start a new run (fine-tuning)
+  // "f32"; on cuda also "tf32" (float32 GEMMs on TF32 tensor cores) or "bf16" (linear
+  // layers' GEMMs with bfloat16 operands and float32 results, as torch.autocast; weights,
+  // optimizer, norms, attention and the loss stay float32). See autograd/autocast.h.
+  std::string precision = "f32";
 };
 
 struct DeviceConfig {

@@ -18,6 +18,7 @@
 #include "data/batcher.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
+#include "kernels/cuda/runtime.h"
 #include "kernels/threads.h"
 #include "nn/loss.h"
 #include "nn/transformer.h"
@@ -192,7 +193,9 @@ TrainResult train_rank(const Recipe& recipe, const std::string& out_dir, std::os
   // Model and optimizer; the model on the recipe's device (batches are made on the host
   // and moved by the model; checkpoints copy back to the host).
   nn::Transformer model(cfg, tc.seed, tc.seed + 1);
-  model.to(recipe.device.open());
+  model.to(dist.device);
+  const kernels::DType autocast = tc.precision == "bf16" ? kernels::DType::BF16 : kernels::DType::F32;
+  if (dist.device.is_cuda()) kernels::cuda::set_allow_tf32(tc.precision == "tf32");
   const optim::LrSchedule schedule = make_schedule(recipe.optim, tc.max_steps);
   optim::AdamWOptions ao;
   ao.lr = recipe.optim.lr, ao.beta1 = recipe.optim.beta1, ao.beta2 = recipe.optim.beta2;
@@ -206,6 +209,12 @@ TrainResult train_rank(const Recipe& recipe, const std::string& out_dir, std::os
            cfg.vocab, ", position ", cfg.position,
            cfg.attention.kind == "full" ? "" : ", self-attention " + cfg.attention.describe(), ": ",
            n_params, " parameters; ", kernels::num_threads(), " threads");
+  if (dist.device.is_cuda())
+    log.line("device: ", dist.device, " (", kernels::cuda::device_name(dist.device.index),
+             "), precision ", tc.precision,
+             tc.precision == "bf16" ? " (bfloat16 GEMM operands in linear layers; float32 weights, "
+                                      "optimizer, norms, attention and loss)"
+                                    : "");
 
   data::BatcherOptions bo;
   bo.max_tokens = recipe.data.max_tokens;
@@ -278,7 +287,7 @@ TrainResult train_rank(const Recipe& recipe, const std::string& out_dir, std::os
   optim::DataParallel dp(model.named_parameters(), dist.comm);
   dp.broadcast_parameters();
   use_rank_dropout_stream(model.dropout_generator(), dist.rank);
-  if (dist.world > 1) log.line(distributed_summary(dist, dp.bucket_names().size()));
+  if (dp.averages()) log.line(distributed_summary(dist, dp.bucket_names().size()));
   std::ofstream metrics;  // rank 0's
   if (dist.root()) metrics.open(metrics_path, std::ios::app);
   LOOM_CHECK(!dist.root() || metrics.good(), metrics_path, ": cannot open for writing");
@@ -349,8 +358,11 @@ TrainResult train_rank(const Recipe& recipe, const std::string& out_dir, std::os
       const uint64_t dropout_before = model.dropout_generator().offset;
       for (int64_t micro = 0; micro < recipe.optim.accumulate; ++micro) {
         const data::Batch b = batcher.next();
-        nn::SequenceLoss l = nn::sequence_loss(batch_logits(model, b), b.tgt_out,
-                                               cfg.label_smoothing, nn::kPad, /*with_nll=*/false);
+        nn::SequenceLoss l = [&] {
+          const ag::Autocast scope(autocast);  // backward needs no scope: its nodes know
+          return nn::sequence_loss(batch_logits(model, b), b.tgt_out, cfg.label_smoothing,
+                                   nn::kPad, /*with_nll=*/false);
+        }();
         const double value = l.loss.item<double>();
         step_loss += value * double(l.tokens);
         step_tokens += double(l.tokens);
@@ -470,7 +482,7 @@ TrainResult train_rank(const Recipe& recipe, const std::string& out_dir, std::os
 
 TrainResult train(const Recipe& recipe, const std::string& out_dir, std::ostream& console,
                   const TrainOptions& options) {
-  const Distributed dist = start_distributed();
+  const Distributed dist = start_distributed(recipe.device);
   return or_abort_all_ranks(dist,
                             [&] { return train_rank(recipe, out_dir, console, options, dist); });
 }

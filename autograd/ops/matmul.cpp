@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "autograd/autocast.h"
 #include "autograd/ops.h"
 #include "autograd/ops/internal.h"
 #include "kernels/gemm.h"
@@ -153,6 +154,38 @@ Tensor matmul_impl(const char* op, const Tensor& a, const Tensor& b) {
   return out;
 }
 
+// linear under Autocast(BF16) (autograd/autocast.h), float32 cuda tensors: the GEMMs
+// read bfloat16 copies of x, W and the incoming gradient and write float32, so
+//   y = b + bf16(x) @ bf16(W)^T,  dL/dx = bf16(g) @ bf16(W),  dL/dW = bf16(g)^T @ bf16(x),
+// dL/db = sum_rows g in float32. The copies are what backward keeps: half the bytes of
+// the float32 input.
+struct LinearBf16Backward final : Node {
+  SavedTensor x16, w16;  // (R, in), (out, in), bfloat16
+  Dims x_shape;
+  LinearBf16Backward(Tensor x16, Tensor w16, Dims x_shape)
+      : x16(std::move(x16)), w16(std::move(w16)), x_shape(x_shape) {}
+  const char* name() const override { return "linear (bf16)"; }
+
+  std::vector<Tensor> backward(const Tensor& grad_out) override {
+    const Tensor& x = x16.get("linear");
+    const Tensor& w = w16.get("linear");
+    const int64_t rows = x.size(0), in = x.size(1), out = w.size(0);
+    const Tensor g = grad_out.reshape({rows, out});  // (R, out), float32
+    const Tensor g16 = g.to(DType::BF16);
+    Tensor grad_x, grad_w, grad_b;
+    if (needs_grad(0)) {
+      grad_x = empty(x_shape, DType::F32, x.device());
+      kernels::gemm(relabel(grad_x, {rows, in}), g16.ref(), w.ref(), 1.0, 0.0);
+    }
+    if (needs_grad(1)) {
+      grad_w = empty(w.sizes(), DType::F32, w.device());
+      kernels::gemm(grad_w.ref(), g16.transpose(0, 1).ref(), x.ref(), 1.0, 0.0);
+    }
+    if (needs_grad(2)) grad_b = sum(g, {0});
+    return {grad_x, grad_w, grad_b};
+  }
+};
+
 struct LinearBackward final : Node {
   SavedTensor x2d, weight;  // x2d: (R, in), x flattened to rows (a view of x when possible)
   Dims x_shape;
@@ -210,6 +243,19 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Dims shape = x.sizes();
   shape[shape.size() - 1] = out;
   Tensor y = empty(shape, x.dtype(), x.device());
+  if (autocast_dtype() == DType::BF16 && x.dtype() == DType::F32 && x.device().is_cuda()) {
+    Tensor x16, w16;
+    {
+      NoGrad no_grad;
+      x16 = x.reshape({rows, in}).to(DType::BF16);
+      w16 = weight.to(DType::BF16);
+      const kernels::TensorRef y2d = relabel(y, {rows, out});
+      if (bias.defined()) kernels::copy(y2d, detail::broadcast_ref(bias, {rows, out}));
+      kernels::gemm(y2d, x16.ref(), w16.transpose(0, 1).ref(), 1.0, bias.defined() ? 1.0 : 0.0);
+    }
+    record<LinearBf16Backward>(y, {&x, &weight, &bias}, x16, w16, x.sizes());
+    return y;
+  }
   Tensor x2d;
   {
     NoGrad no_grad;

@@ -63,6 +63,8 @@ void blas(T* c, int64_t ldc, const T* a, Layout la, const T* b, Layout lb, int64
 bool gemm_operand_ok(const TensorRef& x) { return x.dim() >= 2 && classify(x).ok; }
 
 void cpu::gemm(TensorRef c, TensorRef a, TensorRef b, double alpha, double beta) {
+  LOOM_CHECK(a.dtype == c.dtype, "gemm: ", a.dtype, " operands with a ", c.dtype,
+             " result: mixed precision runs on cuda only; convert the operands on the cpu");
   const GemmPlan plan = plan_gemm(c, a, b, beta);
   if (plan.scale_only) return scale_by_beta(plan.c, beta);
   dispatch_floating(c.dtype, "gemm", [&]<class T>() {

@@ -69,10 +69,19 @@ void gemm_rows(DType dtype, int device, bool ta, bool tb, int64_t M, int64_t N, 
                double alpha, const std::vector<const void*>& a, int64_t lda,
                const std::vector<const void*>& b, int64_t ldb, double beta,
                const std::vector<void*>& c, int64_t ldc) {
+  gemm_rows(dtype, dtype, device, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_rows(DType dtype, DType c_dtype, int device, bool ta, bool tb, int64_t M, int64_t N,
+               int64_t K, double alpha, const std::vector<const void*>& a, int64_t lda,
+               const std::vector<const void*>& b, int64_t ldb, double beta,
+               const std::vector<void*>& c, int64_t ldc) {
   const size_t count = c.size();
   LOOM_ASSERT(a.size() == count && b.size() == count);
+  LOOM_ASSERT(c_dtype == dtype || (dtype == DType::BF16 && c_dtype == DType::F32));
   if (count == 0 || M == 0 || N == 0) return;
   const Types ty = types_of(dtype);
+  const cudaDataType_t c_type = types_of(c_dtype).data;
   // Scalars in the compute type: double for float64, float otherwise.
   const double alpha_d = alpha, beta_d = beta;
   const float alpha_f = float(alpha), beta_f = float(beta);
@@ -83,7 +92,7 @@ void gemm_rows(DType dtype, int device, bool ta, bool tb, int64_t M, int64_t N, 
   cublasHandle_t h = handle(device);
   if (count == 1) {
     check(cublasGemmEx(h, opb, opa, int(N), int(M), int(K), pa, b[0], ty.data, int(ldb), a[0],
-                       ty.data, int(lda), pb, c[0], ty.data, int(ldc), ty.compute,
+                       ty.data, int(lda), pb, c[0], c_type, int(ldc), ty.compute,
                        CUBLAS_GEMM_DEFAULT),
           "cublasGemmEx");
     return;
@@ -101,7 +110,7 @@ void gemm_rows(DType dtype, int device, bool ta, bool tb, int64_t M, int64_t N, 
     const void* const* d = static_cast<const void* const*>(dev);
     check(cublasGemmBatchedEx(h, opb, opa, int(N), int(M), int(K), pa, d, ty.data, int(ldb),
                               d + count, ty.data, int(lda), pb,
-                              const_cast<void* const*>(d + 2 * count), ty.data, int(ldc),
+                              const_cast<void* const*>(d + 2 * count), c_type, int(ldc),
                               int(count), ty.compute, CUBLAS_GEMM_DEFAULT),
           "cublasGemmBatchedEx");
   } catch (...) {
@@ -115,7 +124,8 @@ void gemm(TensorRef c, TensorRef a, TensorRef b, double alpha, double beta) {
   using namespace gemm_layout;
   const GemmPlan plan = plan_gemm(c, a, b, beta);
   if (plan.scale_only) return scale_by_beta(plan.c, beta);
-  const size_t es = dtype_size(c.dtype);
+  // Element sizes: the operands' may differ from the result's (bfloat16 into float32).
+  const size_t es = dtype_size(c.dtype), es_ab = dtype_size(a.dtype);
   char* pc = static_cast<char*>(plan.c.data);
   const char *pa = static_cast<const char*>(plan.a.data),
              *pb = static_cast<const char*>(plan.b.data);
@@ -124,10 +134,10 @@ void gemm(TensorRef c, TensorRef a, TensorRef b, double alpha, double beta) {
     std::vector<void*> vc;
     for (size_t i = 0; i < m.oc.size(); ++i) {
       vc.push_back(pc + m.oc[i] * es);
-      va.push_back(pa + m.oa[i] * es);
-      vb.push_back(pb + m.ob[i] * es);
+      va.push_back(pa + m.oa[i] * es_ab);
+      vb.push_back(pb + m.ob[i] * es_ab);
     }
-    gemm_rows(c.dtype, c.device.index, m.la.trans, m.lb.trans, m.M, m.N, m.K, alpha, va, m.la.ld,
+    gemm_rows(a.dtype, c.dtype, c.device.index, m.la.trans, m.lb.trans, m.M, m.N, m.K, alpha, va, m.la.ld,
               vb, m.lb.ld, m.beta, vc, m.ldc);
   }
 }

@@ -185,7 +185,7 @@ TEST_CASE(
   INFO(first.output);
   REQUIRE(first.exited);
   REQUIRE(first.exit_code == 0);
-  CHECK(count(first.output, "data parallel: 2 ranks (mpi)") == 1);  // rank 0 alone prints
+  CHECK(count(first.output, "data parallel: 2 ranks (mpi, cpu)") == 1);  // rank 0 alone prints
   CHECK(count(first.output, "done: 4 steps") == 1);
   CHECK(files_in(out / "checkpoints") ==
         std::vector<std::string>{"best.h5", "last.h5", "step-4.h5"});

@@ -79,6 +79,23 @@ TEST_CASE("recipes: device.type") {
                          Error);
 }
 
+TEST_CASE("recipes: train.precision (f32; tf32 and bf16 on cuda only)") {
+  CHECK(parse_recipe("", "r.toml").train.precision == "f32");
+  CHECK(parse_recipe("", "r.toml", {"train.precision=bf16", "device.type=cuda"}).train.precision ==
+        "bf16");
+  CHECK(parse_recipe("", "r.toml", {"train.precision=tf32", "device.type=\"cuda:1\""})
+            .train.precision == "tf32");
+  CHECK_THROWS_WITH_AS(parse_recipe("", "r.toml", {"train.precision=bf16"}),
+                       "r.toml: train.precision = \"bf16\" runs on a GPU (set device.type = "
+                       "\"cuda\"); on the cpu every product is float32: use train.precision = "
+                       "\"f32\"",
+                       Error);
+  CHECK_THROWS_WITH_AS(parse_recipe("", "r.toml", {"train.precision=fp16", "device.type=cuda"}),
+                       "r.toml: train.precision = \"fp16\": expected \"f32\", \"tf32\" or "
+                       "\"bf16\"",
+                       Error);
+}
+
 TEST_CASE("eval splits: docs-X names the document files, once; SRC,TGT and TEXT as given") {
   DataConfig d;
   d.dev = {"data/bible/dev.en", "data/bible/dev.es"};
