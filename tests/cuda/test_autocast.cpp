@@ -62,18 +62,20 @@ TEST_CASE("cuda: Autocast scopes nest and restore; cpu tensors are not affected"
   const Tensor x = random({5, 16}, 5, DType::F32, -1, 1, false);
   const Tensor w = random({8, 16}, 6, DType::F32, -1, 1, false);
   const Tensor plain = ag::linear(x, w);
+  const Tensor xg = x.to(gpu()), wg = w.to(gpu());
+  const Tensor gpu_plain = ag::linear(xg, wg);
   {
     const ag::Autocast on(DType::BF16);
     CHECK(ag::autocast_dtype() == DType::BF16);
     CHECK(bitwise_equal(ag::linear(x, w), plain));  // cpu: float32 as before
+    CHECK(!bitwise_equal(ag::linear(xg, wg), gpu_plain));
     {
       const ag::Autocast off(DType::F32);
       CHECK(ag::autocast_dtype() == DType::F32);
-      CHECK(bitwise_equal(ag::linear(x.to(gpu()), w.to(gpu())).to(Device::cpu()),
-                          ag::linear(x.to(gpu()), w.to(gpu())).to(Device::cpu())));
+      CHECK(bitwise_equal(ag::linear(xg, wg), gpu_plain));
     }
     CHECK(ag::autocast_dtype() == DType::BF16);
-    CHECK(!bitwise_equal(ag::linear(x.to(gpu()), w.to(gpu())).to(Device::cpu()), plain));
+    CHECK(!bitwise_equal(ag::linear(xg, wg), gpu_plain));
   }
   CHECK(ag::autocast_dtype() == DType::F32);
   CHECK(error_of([] { ag::Autocast bad(DType::F64); }) ==
@@ -121,7 +123,7 @@ TEST_CASE("cuda: a Transformer under bf16 autocast stays within 2% of float32 an
     adam.zero_grad();
   }
   INFO("bf16 training loss ", first, " -> ", last);
-  CHECK(last < 0.5 * first);
+  CHECK(last < 0.6 * first);
   for (const auto& p : model.named_parameters()) CHECK(p.tensor.dtype() == DType::F32);
 }
 
