@@ -22,6 +22,16 @@ double sum_of_squares(std::span<const TensorRef> xs);
 
 namespace cuda {
 void reduce(TensorRef out, TensorRef x, ReduceOp op);
+// The same sum for contiguous float32 / float64 / bfloat16 tensors on one GPU: two
+// launches and one transfer for the whole list (kernels/cuda/sum_of_squares.cu).
+double sum_of_squares(std::span<const TensorRef> xs);
+}
+
+// Σ x² over contiguous tensors all on one device, in double (see the two above).
+inline double sum_of_squares(std::span<const TensorRef> xs) {
+  profile::Scope scope(profile::Kind::Reduce);
+  if (xs.empty() || xs[0].device.is_cpu()) return cpu::sum_of_squares(xs);
+  LOOM_ON_CUDA(cuda::sum_of_squares(xs));
 }
 
 inline void reduce(TensorRef out, TensorRef x, ReduceOp op) {

@@ -1,6 +1,8 @@
 #include "optim/clip.h"
 
 #include <cmath>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "autograd/ops.h"
@@ -10,22 +12,25 @@ namespace loom::optim {
 
 double grad_norm(const ag::NamedTensors& params) {
   ag::NoGrad no_grad;
-  // Contiguous CPU gradients (all of them in CPU training): one pass over their memory in
-  // one parallel region (the parameters hold their gradients' storage meanwhile). Any
-  // other (GPU, strided): sum(g * g), its float sums in double.
-  std::vector<kernels::TensorRef> cpu;
+  // Contiguous gradients, grouped by device: one pass over each device's list (one
+  // parallel region on the CPU, two launches and one transfer on a GPU; the parameters
+  // hold the gradients' storage meanwhile). Any other (strided, integer): sum(g * g).
+  std::map<std::pair<int, int>, std::vector<kernels::TensorRef>> by_device;
   double sum_sq = 0;
   for (const ag::NamedTensor& p : params) {
     const ag::Tensor g = p.tensor.grad();
     if (!g.defined()) continue;
-    if (g.device().is_cpu() && g.is_contiguous() &&
-        (g.dtype() == ag::DType::F32 || g.dtype() == ag::DType::F64)) {
-      cpu.push_back(g.ref());
+    const bool listed = g.is_contiguous() &&
+                        (g.dtype() == ag::DType::F32 || g.dtype() == ag::DType::F64 ||
+                         (g.dtype() == ag::DType::BF16 && g.device().is_cuda()));
+    if (listed) {
+      by_device[{int(g.device().kind), g.device().index}].push_back(g.ref());
     } else {
       sum_sq += ag::sum(g * g).item<double>();
     }
   }
-  return std::sqrt(sum_sq + kernels::cpu::sum_of_squares(cpu));
+  for (const auto& [device, refs] : by_device) sum_sq += kernels::sum_of_squares(refs);
+  return std::sqrt(sum_sq);
 }
 
 double clip_grad_norm(const ag::NamedTensors& params, double max_norm) {

@@ -170,8 +170,9 @@ struct LinearBf16Backward final : Node {
     const Tensor& x = x16.get("linear");
     const Tensor& w = w16.get("linear");
     const int64_t rows = x.size(0), in = x.size(1), out = w.size(0);
-    const Tensor g = grad_out.reshape({rows, out});  // (R, out), float32
-    const Tensor g16 = g.to(DType::BF16);
+    // One converting copy, also from a strided grad_out (e.g. a head-split view's): the
+    // bfloat16 copy is contiguous, so the reshape to rows is a view.
+    const Tensor g16 = grad_out.to(DType::BF16).reshape({rows, out});
     Tensor grad_x, grad_w, grad_b;
     if (needs_grad(0)) {
       grad_x = empty(x_shape, DType::F32, x.device());
@@ -181,7 +182,11 @@ struct LinearBf16Backward final : Node {
       grad_w = empty(w.sizes(), DType::F32, w.device());
       kernels::gemm(grad_w.ref(), g16.transpose(0, 1).ref(), x.ref(), 1.0, 0.0);
     }
-    if (needs_grad(2)) grad_b = sum(g, {0});
+    if (needs_grad(2)) {  // sum over every dim but the last, in float32 (strided is fine)
+      std::vector<int> rows_dims(size_t(grad_out.dim() - 1));
+      for (size_t d = 0; d < rows_dims.size(); ++d) rows_dims[d] = int(d);
+      grad_b = rows_dims.empty() ? grad_out.clone() : sum(grad_out, rows_dims);
+    }
     return {grad_x, grad_w, grad_b};
   }
 };
@@ -247,7 +252,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     Tensor x16, w16;
     {
       NoGrad no_grad;
-      x16 = x.reshape({rows, in}).to(DType::BF16);
+      x16 = x.to(DType::BF16).reshape({rows, in});  // one copy, also from a strided x
       w16 = weight.to(DType::BF16);
       const kernels::TensorRef y2d = relabel(y, {rows, out});
       if (bias.defined()) kernels::copy(y2d, detail::broadcast_ref(bias, {rows, out}));

@@ -4,6 +4,8 @@
 #include "autograd/gradcheck.h"
 #include "cuda/compare.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/reduce.h"
+#include "optim/clip.h"
 
 namespace loom::test {
 namespace {
@@ -94,6 +96,51 @@ TEST_CASE("cuda: reductions") {
     compare_devices(f, {random({9, 70, 300}, 10)}, kF32);
     compare_devices(f, {random({300, 70, 9}, 11).permute({2, 1, 0})}, kF32);
   }
+}
+
+TEST_CASE("cuda: sum_of_squares over many tensors and grad_norm equal the CPU's") {
+  // Sizes around the 16384-element chunk, an empty tensor, float64 and bfloat16 too.
+  Tensors cpu, gpu_list;
+  int64_t seed = 20;
+  for (const int64_t n : {0, 7, 16384, 16391, 100003}) {
+    cpu.push_back(random({n}, uint64_t(seed++), DType::F32, -2, 2, false));
+    gpu_list.push_back(cpu.back().to(gpu()));
+  }
+  cpu.push_back(random({50, 100}, uint64_t(seed++), DType::F64, -3, 3, false));
+  gpu_list.push_back(cpu.back().to(gpu()));
+  std::vector<kernels::TensorRef> cpu_refs, gpu_refs;
+  for (const Tensor& t : cpu) cpu_refs.push_back(t.ref());
+  for (const Tensor& t : gpu_list) gpu_refs.push_back(t.ref());
+  const double want = kernels::sum_of_squares(cpu_refs);
+  const double got = kernels::sum_of_squares(gpu_refs);
+  CHECK(got == doctest::Approx(want).epsilon(1e-12));
+  CHECK(kernels::sum_of_squares(gpu_refs) == got);  // the same bits every time
+  // bfloat16: against the CPU's sum over the same (rounded) values in float32.
+  const Tensor b16 = random({40000}, 30, DType::F32, -1, 1, false).to(gpu()).to(DType::BF16);
+  const Tensor b32 = b16.to(DType::F32).to(Device::cpu());
+  const kernels::TensorRef b16_ref = b16.ref(), b32_ref = b32.ref();
+  CHECK(kernels::sum_of_squares({&b16_ref, 1}) ==
+        doctest::Approx(kernels::sum_of_squares({&b32_ref, 1})).epsilon(1e-12));
+  // grad_norm and clip_grad_norm of GPU parameters, one of them with a strided gradient.
+  ag::NamedTensors on_cpu, on_gpu;
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    for (auto* list : {&on_cpu, &on_gpu}) {
+      Tensor p = (list == &on_cpu ? cpu[i] : gpu_list[i]).clone().detach().set_requires_grad();
+      p.set_grad((list == &on_cpu ? cpu[i] : gpu_list[i]) * 0.5);
+      list->push_back({"p" + std::to_string(i), p});
+    }
+  }
+  Tensor strided = random({30, 20}, 31, DType::F32, -1, 1, false);
+  for (auto* list : {&on_cpu, &on_gpu}) {
+    Tensor p = ag::zeros({20, 30}, DType::F32, list == &on_cpu ? Device::cpu() : gpu());
+    p.set_requires_grad();
+    p.set_grad((list == &on_cpu ? strided : strided.to(gpu())).transpose(0, 1));
+    list->push_back({"strided", p});
+  }
+  CHECK(optim::grad_norm(on_gpu) == doctest::Approx(optim::grad_norm(on_cpu)).epsilon(1e-12));
+  const double norm = optim::clip_grad_norm(on_gpu, 1.0);
+  CHECK(norm == doctest::Approx(optim::grad_norm(on_cpu)).epsilon(1e-12));
+  CHECK(optim::grad_norm(on_gpu) == doctest::Approx(1.0).epsilon(1e-6));
 }
 
 TEST_CASE("cuda: softmax, log_softmax, layer_norm, cross_entropy") {
