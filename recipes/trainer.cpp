@@ -167,7 +167,8 @@ TrainResult train_rank(const Recipe& recipe, const std::string& out_dir, std::os
   // stops reading while it stops a job, and a full one would block rank 0 mid-save.
   Log log{dist.root() ? console : null_stream(),
           dist.root() ? std::ofstream(out / "train.log", std::ios::app) : std::ofstream(),
-          dist.world == 1 && &console == &std::cout && ::isatty(STDOUT_FILENO) == 1};
+          dist.comm->backend() == "single" && &console == &std::cout &&
+              ::isatty(STDOUT_FILENO) == 1};
   const TrainConfig& tc = recipe.train;
   if (tc.threads > 0) kernels::set_num_threads(int(tc.threads));
   const std::string resume_from = resume_path(options.resume, ckpts, log);
