@@ -24,6 +24,7 @@
 #include <climits>
 #include <cstdint>
 
+#include "kernels/cuda/runtime.h"
 #include "kernels/profile.h"
 #include "kernels/tensor_ref.h"
 
@@ -67,6 +68,17 @@ void attention_forward(TensorRef out, TensorRef probs, TensorRef q, TensorRef k,
 void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v, TensorRef grad_out,
                         TensorRef q, TensorRef k, TensorRef v, TensorRef probs,
                         const AttentionParams& p);
+// Flash-style attention (kernels/cuda/flash_attention.cu): the same out and gradients
+// without materialising P. The forward writes each query row's log-sum-exp of its scores,
+// lse (B, H, T) float32 contiguous (-inf for a row with no visible key); the backward
+// recomputes P from q, k, mask, bias and lse, and the dropout decisions from the Philox
+// stream (the counters above), given the forward's out. See use_flash_attention below.
+void flash_attention_forward(TensorRef out, TensorRef lse, TensorRef q, TensorRef k, TensorRef v,
+                             TensorRef mask, TensorRef bias, const AttentionParams& p);
+void flash_attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v,
+                              TensorRef grad_out, TensorRef q, TensorRef k, TensorRef v,
+                              TensorRef out, TensorRef lse, TensorRef mask, TensorRef bias,
+                              const AttentionParams& p);
 }  // namespace cuda
 
 // The layouts both backends rely on (asserted: the op layer guarantees them): q (B, H, T,
@@ -125,6 +137,38 @@ inline void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef gra
     return cpu::attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p);
   LOOM_ASSERT(!p.windowed());
   LOOM_ON_CUDA(cuda::attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p));
+}
+
+// Whether the op layer runs q's attention through the flash kernels: switched on
+// (cuda::flash_attention()), a cuda float32 q with head dim <= 128, no window.
+inline bool use_flash_attention(const TensorRef& q, const AttentionParams& p) {
+  return q.device.is_cuda() && cuda::flash_attention() && q.dtype == DType::F32 &&
+         q.sizes[3] <= 128 && !p.windowed();
+}
+
+inline void flash_attention_forward(TensorRef out, TensorRef lse, TensorRef q, TensorRef k,
+                                    TensorRef v, TensorRef mask, TensorRef bias,
+                                    const AttentionParams& p) {
+  profile::Scope scope(profile::Kind::Attention);
+  check_attention_operands(q, k, v);
+  LOOM_ASSERT(use_flash_attention(q, p) && out.sizes == q.sizes && out.is_contiguous());
+  LOOM_ASSERT(lse.dtype == DType::F32 && lse.is_contiguous() && lse.numel() == out.numel() / q.sizes[3]);
+  LOOM_ON_CUDA(cuda::flash_attention_forward(out, lse, q, k, v, mask, bias, p));
+}
+
+inline void flash_attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad_v,
+                                     TensorRef grad_out, TensorRef q, TensorRef k, TensorRef v,
+                                     TensorRef out, TensorRef lse, TensorRef mask, TensorRef bias,
+                                     const AttentionParams& p) {
+  profile::Scope scope(profile::Kind::Attention);
+  check_attention_operands(q, k, v);
+  check_attention_operands(grad_out, k, v);
+  LOOM_ASSERT(use_flash_attention(q, p) && grad_out.sizes == q.sizes && out.is_contiguous());
+  LOOM_ASSERT(!grad_q.data || (grad_q.sizes == q.sizes && grad_q.is_contiguous()));
+  LOOM_ASSERT(!grad_k.data || (grad_k.sizes == k.sizes && grad_k.is_contiguous()));
+  LOOM_ASSERT(!grad_v.data || (grad_v.sizes == v.sizes && grad_v.is_contiguous()));
+  LOOM_ON_CUDA(cuda::flash_attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, out, lse,
+                                              mask, bias, p));
 }
 
 }  // namespace loom::kernels

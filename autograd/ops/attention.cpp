@@ -69,6 +69,45 @@ struct AttentionBackward final : Node {
   }
 };
 
+// The flash kernels' node (kernels::use_flash_attention): no probs; the backward
+// recomputes them from q, k, the mask, the bias and each row's log-sum-exp.
+struct FlashAttentionBackward final : Node {
+  SavedTensor q, k, v, out, lse;  // lse: (B, H, T) float32
+  Tensor mask, bias;              // the options' own tensors (not differentiated)
+  Dims scores;                    // (B, H, T, S)
+  kernels::AttentionParams params;
+
+  FlashAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor mask,
+                         Tensor bias, Dims scores, kernels::AttentionParams params)
+      : q(std::move(q)),
+        k(std::move(k)),
+        v(std::move(v)),
+        out(std::move(out)),
+        lse(std::move(lse)),
+        mask(std::move(mask)),
+        bias(std::move(bias)),
+        scores(scores),
+        params(params) {}
+  const char* name() const override { return kOp; }
+
+  std::vector<Tensor> backward(const Tensor& grad_out) override {
+    const Tensor& qv = q.get(name());
+    const Tensor& kv = k.get(name());
+    const Tensor& vv = v.get(name());
+    const Tensor g = kernel_operand(grad_out);
+    Tensor grad_q, grad_k, grad_v;
+    if (needs_grad(0)) grad_q = empty(qv.sizes(), qv.dtype(), qv.device());
+    if (needs_grad(1)) grad_k = empty(kv.sizes(), kv.dtype(), kv.device());
+    if (needs_grad(2)) grad_v = empty(vv.sizes(), vv.dtype(), vv.device());
+    kernels::flash_attention_backward(
+        optional_ref(grad_q), optional_ref(grad_k), optional_ref(grad_v), g.ref(), qv.ref(),
+        kv.ref(), vv.ref(), out.get(name()).ref(), lse.get(name()).ref(),
+        mask.defined() ? detail::broadcast_ref(mask, scores) : kernels::TensorRef{},
+        bias.defined() ? detail::broadcast_ref(bias, scores) : kernels::TensorRef{}, params);
+    return {grad_q, grad_k, grad_v};
+  }
+};
+
 // True when `from` broadcasts to the 4-D `to` (aligned at the last dim, size-1 dims stretch).
 bool broadcasts_to(const Dims& from, const Dims& to) {
   if (from.size() > to.size()) return false;
@@ -157,6 +196,18 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   const Tensor qc = kernel_operand(q), kc = kernel_operand(k), vc = kernel_operand(v);
   const bool recording = should_record({&qc, &kc, &vc});
   Tensor out = empty(q.sizes(), q.dtype(), q.device());  // out: (B, H, T, D)
+  if (kernels::use_flash_attention(qc.ref(), params)) {
+    Tensor lse = empty({B, H, T}, DType::F32, q.device());
+    kernels::flash_attention_forward(
+        out.ref(), lse.ref(), qc.ref(), kc.ref(), vc.ref(),
+        opt.mask.defined() ? detail::broadcast_ref(opt.mask, scores) : kernels::TensorRef{},
+        opt.bias.defined() ? detail::broadcast_ref(opt.bias, scores) : kernels::TensorRef{},
+        params);
+    if (recording)
+      record<FlashAttentionBackward>(out, {&qc, &kc, &vc}, qc, kc, vc, out, lse, opt.mask,
+                                     opt.bias, scores, params);
+    return out;
+  }
   const Dims saved{B, H, T, params.windowed() ? params.band() : S};
   Tensor probs = recording ? empty(saved, q.dtype(), q.device()) : Tensor();  // P or its band
   const kernels::TensorRef mask =

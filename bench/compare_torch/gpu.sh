@@ -2,10 +2,11 @@
 # bench/compare_torch/gpu.sh [CONFIGS] [MAX_TOKENS] [STEPS]: loom vs PyTorch training steps
 # on one GPU, in one run (issue 9), on the GPU machine: for each config (default
 # small,base) cuts batches of MAX_TOKENS tokens (default 16384) from the Bible corpus
-# (data/bible, carried), then runs loom float32 and bf16 (train.precision = "bf16"),
-# PyTorch float32 and PyTorch bf16 autocast on the same batches from the same weights
-# (bench/compare_torch/train_torch.py), and prints their RESULT lines. Needs build-gpu/ (scripts/gpu-test.sh builds it; this script
-# adds bench_compare_step).
+# (data/bible, carried), then runs loom float32 and bf16 (train.precision = "bf16"; bf16
+# also with the flash attention kernels, LOOM_FLASH_ATTENTION=1), PyTorch float32 and
+# PyTorch bf16 autocast on the same batches from the same weights
+# (bench/compare_torch/train_torch.py), and prints their RESULT lines. Needs build-gpu/
+# (scripts/gpu-test.sh builds it; this script adds bench_compare_step).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 configs=${1:-small,base}
@@ -26,6 +27,9 @@ for cfg in ${configs//,/ }; do
   echo "== $cfg loom f32";  build-gpu/bench/bench_compare_step train "${common[@]}" --device cuda
   echo "== $cfg loom bf16"
   build-gpu/bench/bench_compare_step train "${common[@]}" --device cuda --precision bf16
+  echo "== $cfg loom bf16, flash attention (LOOM_FLASH_ATTENTION=1)"
+  LOOM_FLASH_ATTENTION=1 build-gpu/bench/bench_compare_step train "${common[@]}" --device cuda \
+    --precision bf16
   echo "== $cfg loom bf16, time per op kind (LOOM_PROFILE=1: a device sync around every op)"
   LOOM_PROFILE=1 build-gpu/bench/bench_compare_step train "${common[@]}" --device cuda \
     --precision bf16 2>&1 >/dev/null

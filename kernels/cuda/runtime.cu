@@ -1,6 +1,7 @@
 // CUDA runtime pieces (see runtime.h): the caching device allocator, copies, device
 // queries, and the error path every CUDA call goes through.
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -172,8 +173,15 @@ void synchronize(int device) {
 
 namespace {
 bool g_allow_tf32 = false;
-}
+bool g_flash_attention = [] {
+  const char* v = std::getenv("LOOM_FLASH_ATTENTION");
+  return v != nullptr && std::string(v) == "1";
+}();
+}  // namespace
 void set_allow_tf32(bool on) { g_allow_tf32 = on; }
 bool allow_tf32() { return g_allow_tf32; }
+
+void set_flash_attention(bool on) { g_flash_attention = on; }
+bool flash_attention() { return g_flash_attention; }
 
 }  // namespace loom::kernels::cuda

@@ -39,4 +39,10 @@ void synchronize(int device);
 void set_allow_tf32(bool on);
 bool allow_tf32();
 
+// Flash-style fused attention (kernels/attention.h) for the float32 attention op on cuda
+// instead of the materialised scores. Off by default until it has run on a GPU (issue 9);
+// LOOM_FLASH_ATTENTION=1 in the environment turns it on at start.
+void set_flash_attention(bool on);
+bool flash_attention();
+
 }  // namespace loom::kernels::cuda

@@ -23,5 +23,7 @@ void copy_bytes(void*, Device, const void*, Device, size_t) { no_cuda("copy to o
 void synchronize(int) { no_cuda("synchronize"); }
 void set_allow_tf32(bool) {}
 bool allow_tf32() { return false; }
+void set_flash_attention(bool) {}
+bool flash_attention() { return false; }
 
 }  // namespace loom::kernels::cuda

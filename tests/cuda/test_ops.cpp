@@ -127,7 +127,9 @@ TEST_CASE("cuda: sum_of_squares over many tensors and grad_norm equal the CPU's"
     for (auto* list : {&on_cpu, &on_gpu}) {
       Tensor p = (list == &on_cpu ? cpu[i] : gpu_list[i]).clone().detach().set_requires_grad();
       p.set_grad((list == &on_cpu ? cpu[i] : gpu_list[i]) * 0.5);
-      list->push_back({"p" + std::to_string(i), p});
+      std::string name = "p";
+      name += std::to_string(i);
+      list->push_back({name, p});
     }
   }
   Tensor strided = random({30, 20}, 31, DType::F32, -1, 1, false);
@@ -202,22 +204,26 @@ TEST_CASE("cuda: matmul (2-D, batched, broadcast, transposed), linear") {
   compare_devices(mm, {random({6, 0}, 37), random({0, 4}, 38)}, kF32);  // K = 0: zeros
 }
 
-TEST_CASE("cuda: attention (MHA, GQA, causal, masks, ALiBi bias, dropout)") {
-  struct Case {
-    const char* name;
-    int64_t H, KV, T, S;
-    bool causal, mask, bias;
-    double dropout;
-  };
-  for (const Case c : {Case{"mha", 4, 4, 9, 9, false, false, false, 0.0},
-                       Case{"gqa causal", 4, 2, 7, 12, true, false, false, 0.0},
-                       Case{"mqa key mask", 4, 1, 6, 10, false, true, false, 0.0},
-                       Case{"bias + causal", 2, 2, 8, 8, true, false, true, 0.0},
-                       Case{"dropout gqa", 4, 2, 8, 11, true, true, false, 0.3}}) {
+struct AttentionCase {
+  const char* name;
+  int64_t H, KV, T, S;
+  bool causal, mask, bias;
+  double dropout;
+  int64_t D = 16;
+};
+
+// The attention op on the GPU against the CPU's for each case: output and q, k, v
+// gradients of a (B, T, H, D)-strided q, contiguous k and v. The mask hides a random
+// ~25% of the keys per batch entry, all of them for batch entry 1 when `hide_all`.
+void compare_attention(const std::vector<AttentionCase>& cases, bool hide_all = false) {
+  for (const AttentionCase& c : cases) {
     INFO(c.name);
-    const int64_t B = 3, D = 16;
-    const Tensor mask =
-        ag::gt(random({B, 1, 1, c.S}, 40, DType::F32, -0.3, 1, false), ag::zeros({}));
+    const int64_t B = 3, D = c.D;
+    Tensor keys = random({B, 1, 1, c.S}, 40, DType::F32, -0.3, 1, false);
+    if (hide_all)  // batch entry 1: every key below 0
+      keys = keys * ag::from_vector<float>({1, 0, 1}, {B, 1, 1, 1}) -
+             ag::from_vector<float>({0, 1, 0}, {B, 1, 1, 1});
+    const Tensor mask = ag::gt(keys, ag::zeros({}));
     const Tensor bias = random({1, c.H, c.T, c.S}, 41, DType::F32, -1, 1, false);
     auto f = [&](const Tensors& t) {
       ag::AttentionOptions o;
@@ -235,6 +241,46 @@ TEST_CASE("cuda: attention (MHA, GQA, causal, masks, ALiBi bias, dropout)") {
                      random({B, c.KV, c.S, D}, 44)},
                     kF32);
   }
+}
+
+const std::vector<AttentionCase> kAttentionCases = {
+    {"mha", 4, 4, 9, 9, false, false, false, 0.0},
+    {"gqa causal", 4, 2, 7, 12, true, false, false, 0.0},
+    {"mqa key mask", 4, 1, 6, 10, false, true, false, 0.0},
+    {"bias + causal", 2, 2, 8, 8, true, false, true, 0.0},
+    {"dropout gqa", 4, 2, 8, 11, true, true, false, 0.3}};
+
+TEST_CASE("cuda: attention (MHA, GQA, causal, masks, ALiBi bias, dropout)") {
+  REQUIRE(!kernels::cuda::flash_attention());
+  compare_attention(kAttentionCases);
+}
+
+// Restores the flash switch at the end of a scope.
+struct FlashAttentionOn {
+  bool before = kernels::cuda::flash_attention();
+  FlashAttentionOn() { kernels::cuda::set_flash_attention(true); }
+  ~FlashAttentionOn() { kernels::cuda::set_flash_attention(before); }
+};
+
+TEST_CASE("cuda: flash attention equals the CPU's (head dims 16-128, long keys, T != S, dropout, hidden rows)") {
+  const FlashAttentionOn flash;
+  compare_attention(kAttentionCases);
+  compare_attention({{"d64 causal T > S", 8, 8, 20, 13, true, true, true, 0.1, 64},
+                     {"d100 gqa S > T", 6, 3, 5, 41, false, true, false, 0.0, 100},
+                     {"d128 long keys dropout", 2, 1, 33, 300, true, false, true, 0.2, 128},
+                     {"d40 mqa", 4, 1, 17, 17, false, false, false, 0.0, 40}});
+  compare_attention({{"a batch entry with every key hidden", 4, 2, 6, 9, false, true, true, 0.1}},
+                    /*hide_all=*/true);
+  // The flash node keeps no probs: (B, H, T) floats instead of (B, H, T, S).
+  const Tensor q = random({2, 4, 64, 32}, 45).to(gpu()).detach().set_requires_grad();
+  const Tensor kv = random({2, 4, 64, 32}, 46, DType::F32, -1, 1, false).to(gpu());
+  const auto before = int64_t(kernels::cuda::allocator_stats(0).allocated_bytes);
+  const Tensor out = ag::scaled_dot_product_attention(q, kv, kv, {});
+  const int64_t held = int64_t(kernels::cuda::allocator_stats(0).allocated_bytes) - before;
+  const int64_t probs_bytes = 2 * 4 * 64 * 64 * 4;  // what the materialising node keeps
+  CHECK(held < out.numel() * 4 + probs_bytes / 2);
+  ag::sum(out).backward();
+  CHECK(q.grad().defined());
 }
 
 TEST_CASE("cuda: random fills and dropout masks equal the CPU's") {
