@@ -14,9 +14,12 @@
 // (B, H, T, S), or its band (B, H, T, window) with a window, with the dropout mask in its
 // sign bits (see kernels/attention.h); no
 // per-head mask, bias or weight tensor is ever materialised, and without recording the
-// forward keeps only one (T, S) block per thread.
+// forward keeps only one (T, S) block per thread. On cuda with the flash kernels switched
+// on (kernels::use_flash_attention) it saves each row's log-sum-exp and the output
+// instead, and the backward recomputes P.
 #include "autograd/ops/attention.h"
 
+#include <array>
 #include <cmath>
 
 #include "autograd/ops.h"
@@ -40,6 +43,18 @@ Tensor kernel_operand(const Tensor& x) {
   return ok ? x : x.contiguous();
 }
 
+// Uninitialised gradients for q, k, v, each only where node needs it (the kernels write
+// every element).
+std::array<Tensor, 3> grad_buffers(const Node& node, const Tensor& q, const Tensor& k,
+                                   const Tensor& v) {
+  std::array<Tensor, 3> grads;
+  const Tensor* inputs[3] = {&q, &k, &v};
+  for (size_t i = 0; i < 3; ++i)
+    if (node.needs_grad(i))
+      grads[i] = empty(inputs[i]->sizes(), inputs[i]->dtype(), inputs[i]->device());
+  return grads;
+}
+
 struct AttentionBackward final : Node {
   SavedTensor q, k, v;  // q: (B, H, T, D), k, v: (B, KV, S, D), as the kernel read them
   SavedTensor probs;    // P: (B, H, T, S) or banded, before dropout, negated where dropped
@@ -58,10 +73,7 @@ struct AttentionBackward final : Node {
     const Tensor& kv = k.get(name());
     const Tensor& vv = v.get(name());
     const Tensor g = kernel_operand(grad_out);  // grad_out may be an expanded view
-    Tensor grad_q, grad_k, grad_v;
-    if (needs_grad(0)) grad_q = empty(qv.sizes(), qv.dtype(), qv.device());
-    if (needs_grad(1)) grad_k = empty(kv.sizes(), kv.dtype(), kv.device());
-    if (needs_grad(2)) grad_v = empty(vv.sizes(), vv.dtype(), vv.device());
+    const auto [grad_q, grad_k, grad_v] = grad_buffers(*this, qv, kv, vv);
     kernels::attention_backward(optional_ref(grad_q), optional_ref(grad_k), optional_ref(grad_v),
                                 g.ref(), qv.ref(), kv.ref(), vv.ref(), probs.get(name()).ref(),
                                 params);
@@ -95,10 +107,7 @@ struct FlashAttentionBackward final : Node {
     const Tensor& kv = k.get(name());
     const Tensor& vv = v.get(name());
     const Tensor g = kernel_operand(grad_out);
-    Tensor grad_q, grad_k, grad_v;
-    if (needs_grad(0)) grad_q = empty(qv.sizes(), qv.dtype(), qv.device());
-    if (needs_grad(1)) grad_k = empty(kv.sizes(), kv.dtype(), kv.device());
-    if (needs_grad(2)) grad_v = empty(vv.sizes(), vv.dtype(), vv.device());
+    const auto [grad_q, grad_k, grad_v] = grad_buffers(*this, qv, kv, vv);
     kernels::flash_attention_backward(
         optional_ref(grad_q), optional_ref(grad_k), optional_ref(grad_v), g.ref(), qv.ref(),
         kv.ref(), vv.ref(), out.get(name()).ref(), lse.get(name()).ref(),
