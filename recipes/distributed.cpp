@@ -11,14 +11,17 @@ namespace loom::recipes {
 
 Distributed start_distributed(const DeviceConfig& device) {
   Distributed d;
-  const std::shared_ptr<kernels::Communicator> host = kernels::world_communicator();
-  d.rank = host->rank();
-  d.world = host->size();
-  d.device = device.type == "cuda" && d.world > 1
-                 ? DeviceConfig{"cuda:" + std::to_string(host->local_rank())}.open()
-                 : device.open();
-  d.comm = kernels::world_communicator(d.device);
-  return d;
+  d.comm = kernels::world_communicator();  // the host's, until the device's exists
+  d.rank = d.comm->rank();
+  d.world = d.comm->size();
+  // A rank whose GPU is missing (or whose NCCL start fails) ends the job, not only itself.
+  return or_abort_all_ranks(d, [&] {
+    d.device = device.type == "cuda" && d.world > 1
+                   ? DeviceConfig{"cuda:" + std::to_string(d.comm->local_rank())}.open()
+                   : device.open();
+    d.comm = kernels::world_communicator(d.device);
+    return d;
+  });
 }
 
 std::ostream& null_stream() {
