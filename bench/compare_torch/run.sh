@@ -18,6 +18,10 @@
 #                               CPU time (other processes took the cores) is run again, up
 #                               to N times (default 2); the last try is kept regardless
 #   --torch-blas openmp|system  the OpenBLAS PyTorch loads (default openmp, see below)
+#   --openblas-coretype env|auto|NAME
+#                               OpenBLAS's kernel set for both sides: env (default) keeps
+#                               the environment's OPENBLAS_CORETYPE, auto unsets it (OpenBLAS
+#                               detects the CPU), NAME sets it (e.g. SkylakeX, Haswell)
 #   --profile                   time per op kind: LOOM_PROFILE=1 and torch.profiler
 #                               (tables in the run logs; slows both sides down)
 #   --build-dir DIR             loom's build folder (default $LOOM_BUILD_DIR or build)
@@ -40,6 +44,7 @@ warmup=3
 rounds=1
 retries=2
 torch_blas=openmp
+coretype=env
 profile=0
 build="${LOOM_BUILD_DIR:-build}"
 
@@ -53,6 +58,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --retries) retries=$2; shift 2 ;;
     --torch-blas) torch_blas=$2; shift 2 ;;
+    --openblas-coretype) coretype=$2; shift 2 ;;
     --profile) profile=1; shift ;;
     --build-dir) build=$2; shift 2 ;;
     -h|--help) usage 0 ;;
@@ -72,6 +78,14 @@ if ! "$py" -c "import torch, h5py" 2>/dev/null; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-torch python3-h5py >/dev/null
 fi
+# Both sides run with the same OpenBLAS kernel set. This machine's environment presets
+# OPENBLAS_CORETYPE (Haswell, AVX2) while its CPU has AVX-512: that halves OpenBLAS's
+# sgemm (PyTorch's GEMMs) but not oneDNN's (loom's large GEMMs), so report both.
+case "$coretype" in
+  env) ;;
+  auto) unset OPENBLAS_CORETYPE ;;
+  *) export OPENBLAS_CORETYPE="$coretype" ;;
+esac
 torch_env=()
 if [ "$torch_blas" = openmp ]; then
   omp_blas="/usr/lib/$(gcc -print-multiarch)/openblas-openmp"
@@ -157,9 +171,12 @@ done
 rm -f "$pair_file"
 torch_version=$("$py" -c 'import torch; print(torch.__version__)')
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-echo "loom vs PyTorch $torch_version, $(nproc) cores of $cpu, $(date -u +%Y-%m-%d);" \
-  "$steps timed steps after $warmup warm-up, $rounds round(s); torch BLAS: OpenBLAS" \
+family=$(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
+model=$(grep -m1 '^model\s*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
+echo "loom vs PyTorch $torch_version, $(nproc) cores of $cpu (family $family model $model)," \
+  "$(date -u +%Y-%m-%d); $steps timed steps after $warmup warm-up, $rounds round(s); torch BLAS: OpenBLAS" \
   "$([ "$torch_blas" = openmp ] && echo "OpenMP build" || echo "system default (libblas.so.3)");" \
+  "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset (detected)};" \
   "tok/s = median over steps of non-pad target tokens / step time"
 echo
 status=0
