@@ -4,7 +4,10 @@
 // Layouts: q (B, H, T, D); k, v (B, KV, S, D) with H % KV == 0, query head h reading kv
 // head h / (H / KV). q, k, v and grad_out may have any strides as long as the head dim D
 // is contiguous and rows are at least D apart (each head is a BLAS matrix). out, grad_q
-// (B, H, T, D), grad_k, grad_v (B, KV, S, D) and probs (B, H, T, S) are contiguous. mask
+// (B, H, T, D), grad_k, grad_v (B, KV, S, D) are contiguous on cuda; on the cpu they may be
+// strided the same way (the op layer lays them out as the heads of a (B, T, H * D) buffer,
+// so merging heads and the projections' gradients need no copy). probs (B, H, T, S) is
+// contiguous. mask
 // (bool) and bias (q's dtype) are refs stretched to (B, H, T, S), stride 0 on broadcast
 // dims. An absent operand is a TensorRef with data == nullptr: mask, bias, probs (the
 // forward then keeps P in per-thread scratch) and each of grad_q, grad_k, grad_v (skipped).
@@ -81,6 +84,13 @@ void flash_attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef grad
                               const AttentionParams& p);
 }  // namespace cuda
 
+// A (B, heads, rows, D) ref whose heads are matrices with contiguous rows: what the cpu
+// kernels read and write through head().
+inline bool is_head_matrices(const TensorRef& x) {
+  return x.dim() == 4 && (x.sizes[3] <= 1 || x.strides[3] == 1) &&
+         (x.sizes[2] <= 1 || x.strides[2] >= x.sizes[3]);
+}
+
 // The layouts both backends rely on (asserted: the op layer guarantees them): q (B, H, T,
 // D), k and v (B, KV, S, D) with H % KV == 0, each head a matrix with contiguous rows.
 inline void check_attention_operands(const TensorRef& q, const TensorRef& k, const TensorRef& v) {
@@ -102,7 +112,8 @@ inline void attention_forward(TensorRef out, TensorRef probs, TensorRef q, Tenso
                               TensorRef mask, TensorRef bias, const AttentionParams& p) {
   profile::Scope scope(profile::Kind::Attention);
   check_attention_operands(q, k, v);
-  LOOM_ASSERT(out.sizes == q.sizes && out.is_contiguous() && out.dtype == q.dtype);
+  LOOM_ASSERT(out.sizes == q.sizes && out.dtype == q.dtype);
+  LOOM_ASSERT(q.device.is_cpu() ? is_head_matrices(out) : out.is_contiguous());
   const Dims scores{q.sizes[0], q.sizes[1], q.sizes[2], k.sizes[2]};
   const Dims saved{scores[0], scores[1], scores[2], p.windowed() ? p.band() : scores[3]};
   LOOM_ASSERT(!probs.data || (probs.sizes == saved && probs.is_contiguous()));
@@ -128,9 +139,11 @@ inline void attention_backward(TensorRef grad_q, TensorRef grad_k, TensorRef gra
   check_attention_operands(grad_out, k, v);
   LOOM_ASSERT(grad_out.sizes == q.sizes);
   LOOM_ASSERT((probs.data || probs.numel() == 0) && probs.is_contiguous());
-  LOOM_ASSERT(!grad_q.data || (grad_q.sizes == q.sizes && grad_q.is_contiguous()));
-  LOOM_ASSERT(!grad_k.data || (grad_k.sizes == k.sizes && grad_k.is_contiguous()));
-  LOOM_ASSERT(!grad_v.data || (grad_v.sizes == v.sizes && grad_v.is_contiguous()));
+  LOOM_ASSERT(!grad_q.data || grad_q.sizes == q.sizes);
+  LOOM_ASSERT(!grad_k.data || grad_k.sizes == k.sizes);
+  LOOM_ASSERT(!grad_v.data || grad_v.sizes == v.sizes);
+  for (const TensorRef* g : {&grad_q, &grad_k, &grad_v})
+    LOOM_ASSERT(!g->data || (q.device.is_cpu() ? is_head_matrices(*g) : g->is_contiguous()));
   if (q.device.is_cpu() && p.windowed())
     return cpu::window_attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, probs, p);
   if (q.device.is_cpu())

@@ -120,7 +120,7 @@ Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   opt.dropout_p = o.dropout_p;
   opt.generator = o.generator;
   const Tensor out = ag::scaled_dot_product_attention(qb, kb, vb, opt)  // (B * nb, H, b, D)
-                         .view({B, nb, H, b, D})
+                         .reshape({B, nb, H, b, D})
                          .permute({0, 2, 1, 3, 4})
                          .reshape({B, H, nb * b, D})
                          .slice(2, 0, T);

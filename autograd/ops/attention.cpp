@@ -43,15 +43,35 @@ Tensor kernel_operand(const Tensor& x) {
   return ok ? x : x.contiguous();
 }
 
+// True when x (B, n, len, D) is the heads view of a contiguous (B, len, n * D) buffer, as
+// nn::Attention's split projections are.
+bool is_split_heads(const Tensor& x) {
+  const int64_t n = x.size(1), len = x.size(2), D = x.size(3);
+  return x.stride(3) == 1 && x.stride(1) == D && x.stride(2) == n * D &&
+         x.stride(0) == len * n * D;
+}
+
+// An uninitialised (B, n, len, D) tensor for the kernels to write. On the cpu it is the
+// heads view of a (B, len, n * D) buffer (the kernels write through head strides): an
+// output merges back into rows without a copy, and a gradient flows back through the
+// split (transpose, then view) as views. The cuda kernels write contiguous tensors.
+Tensor heads_buffer(const Tensor& like) {
+  if (!like.device().is_cpu()) return empty(like.sizes(), like.dtype(), like.device());
+  const int64_t B = like.size(0), n = like.size(1), len = like.size(2), D = like.size(3);
+  return empty({B, len, n, D}, like.dtype(), like.device()).transpose(1, 2);
+}
+
 // Uninitialised gradients for q, k, v, each only where node needs it (the kernels write
-// every element).
+// every element), laid out as their inputs: split heads stay split heads.
 std::array<Tensor, 3> grad_buffers(const Node& node, const Tensor& q, const Tensor& k,
                                    const Tensor& v) {
   std::array<Tensor, 3> grads;
   const Tensor* inputs[3] = {&q, &k, &v};
-  for (size_t i = 0; i < 3; ++i)
-    if (node.needs_grad(i))
-      grads[i] = empty(inputs[i]->sizes(), inputs[i]->dtype(), inputs[i]->device());
+  for (size_t i = 0; i < 3; ++i) {
+    if (!node.needs_grad(i)) continue;
+    const Tensor& x = *inputs[i];
+    grads[i] = is_split_heads(x) ? heads_buffer(x) : empty(x.sizes(), x.dtype(), x.device());
+  }
   return grads;
 }
 
@@ -204,7 +224,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   }
   const Tensor qc = kernel_operand(q), kc = kernel_operand(k), vc = kernel_operand(v);
   const bool recording = should_record({&qc, &kc, &vc});
-  Tensor out = empty(q.sizes(), q.dtype(), q.device());  // out: (B, H, T, D)
+  Tensor out = heads_buffer(q);  // out: (B, H, T, D)
   if (kernels::use_flash_attention(qc.ref(), params)) {
     Tensor lse = empty({B, H, T}, DType::F32, q.device());
     kernels::flash_attention_forward(

@@ -103,16 +103,13 @@ void backward(const TensorRef& grad_q, const TensorRef& grad_k, const TensorRef&
               const TensorRef& grad_out, const TensorRef& q, const TensorRef& k, const TensorRef& v,
               const TensorRef& probs, const AttentionParams& p) {
   const Shape s = shape_of(q, k);
-  const int64_t TS = s.T * s.S, SD = s.S * s.D;
+  const int64_t TS = s.T * s.S;
   parallel_for(s.B * s.KV, s.group() * TS * (4 * s.D + kScoreCost), [&](int64_t r0, int64_t r1) {
     std::vector<T> w(size_t(p.dropout_p > 0 ? TS : 0)), dz(static_cast<size_t>(TS));
     for (int64_t bk = r0; bk < r1; ++bk) {
       const int64_t b = bk / s.KV, kvh = bk % s.KV;
       // dk, dv: (S, D) sums over the group's query heads, in head order.
-      const Mat<T> dK = grad_k.data ? Mat<T>{grad_k.ptr<T>() + bk * SD, s.S, s.D, s.D} : Mat<T>{};
-      const Mat<T> dV = grad_v.data ? Mat<T>{grad_v.ptr<T>() + bk * SD, s.S, s.D, s.D} : Mat<T>{};
-      for (const Mat<T>& m : {dK, dV})
-        if (m.p) std::fill(m.p, m.p + SD, T(0));
+      const Mat<T> dK = zeroed_head<T>(grad_k, b, kvh), dV = zeroed_head<T>(grad_v, b, kvh);
       for (int64_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h)
         backward_head<T>(grad_q, dK, dV, grad_out, q, head<const T>(k, b, kvh),
                          head<const T>(v, b, kvh), probs, p, s, b, h, dz.data(), w.data());

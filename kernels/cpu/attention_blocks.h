@@ -86,6 +86,17 @@ inline Mat<T> head(const TensorRef& x, int64_t b, int64_t h) {
   return {p, rows, cols, rows <= 1 ? cols : x.strides[2]};
 }
 
+// The head's matrix of a gradient the backward accumulates into, zeroed; an empty Mat when
+// the gradient is not wanted (x.data null). Gradients may be strided views like the inputs
+// (e.g. heads of a (B, S, KV * D) buffer), so rows are cleared one by one.
+template <class T>
+inline Mat<T> zeroed_head(const TensorRef& x, int64_t b, int64_t h) {
+  if (!x.data) return Mat<T>{};
+  const Mat<T> m = head<T>(x, b, h);
+  for (int64_t i = 0; i < m.rows; ++i) std::fill(m.row(i), m.row(i) + m.cols, T(0));
+  return m;
+}
+
 // One row of a (B, H, T, S) ref stretched by broadcasting: pointer and column stride.
 template <class T>
 struct RowRef {

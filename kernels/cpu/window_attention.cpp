@@ -98,7 +98,7 @@ void backward(const TensorRef& grad_q, const TensorRef& grad_k, const TensorRef&
               const TensorRef& probs, const AttentionParams& p) {
   const Shape s = shape_of(q, k);
   const Band band{s, p.window_left, p.window_right};
-  const int64_t W = p.band(), chunk_keys = std::min(s.S, kRows + W - 1), SD = s.S * s.D;
+  const int64_t W = p.band(), chunk_keys = std::min(s.S, kRows + W - 1);
   const bool drop = p.dropout_p > 0;
   const T keep_scale = T(1.0 / (1.0 - p.dropout_p));
   parallel_for(
@@ -108,12 +108,7 @@ void backward(const TensorRef& grad_q, const TensorRef& grad_k, const TensorRef&
             dz(size_t(kRows * chunk_keys));
         for (int64_t bk = r0; bk < r1; ++bk) {
           const int64_t b = bk / s.KV, kvh = bk % s.KV;
-          const Mat<T> dK =
-              grad_k.data ? Mat<T>{grad_k.ptr<T>() + bk * SD, s.S, s.D, s.D} : Mat<T>{};
-          const Mat<T> dV =
-              grad_v.data ? Mat<T>{grad_v.ptr<T>() + bk * SD, s.S, s.D, s.D} : Mat<T>{};
-          for (const Mat<T>& m : {dK, dV})
-            if (m.p) std::fill(m.p, m.p + SD, T(0));
+          const Mat<T> dK = zeroed_head<T>(grad_k, b, kvh), dV = zeroed_head<T>(grad_v, b, kvh);
           const Mat<const T> K = head<const T>(k, b, kvh), V = head<const T>(v, b, kvh);
           for (int64_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {  // in head order
             const T* saved = probs.ptr<const T>() + (b * s.H + h) * s.T * W;
