@@ -13,13 +13,27 @@
 namespace loom::kernels::cpu {
 namespace {
 
-// Updates elements [lo, hi) of one tensor.
+// Updates elements [lo, hi) of one tensor. The four arrays never overlap (restrict) and
+// the lerp form is chosen once per tensor, so the loop vectorises: a scalar loop ran at
+// 2.5 ns per element (bench_ops), several times what memory allows.
+template <class T, bool kSmallWeight>
+void update_range(T* __restrict p, T* __restrict m, T* __restrict v, const T* __restrict g,
+                  int64_t lo, int64_t hi, T decay, T step_size, T bias_correction2_sqrt, T w_t,
+                  T one_minus_w, T b2, T one_minus_b2, T e) {
+  for (int64_t i = lo; i < hi; ++i) {
+    const T gi = g[i];
+    const T pi = p[i] * decay;
+    const T mi = kSmallWeight ? m[i] + w_t * (gi - m[i]) : gi - (gi - m[i]) * one_minus_w;
+    const T vi = v[i] * b2 + one_minus_b2 * gi * gi;
+    const T denom = std::sqrt(vi) / bias_correction2_sqrt + e;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = pi + -step_size * (mi / denom);
+  }
+}
+
 template <class T>
 void update(const AdamWTensor& a, int64_t lo, int64_t hi, double beta1, double beta2, double eps) {
-  T* p = a.param.ptr<T>();
-  T* m = a.exp_avg.ptr<T>();
-  T* v = a.exp_avg_sq.ptr<T>();
-  const T* g = a.grad.ptr<const T>();
   const double t = double(a.step);
   const T decay = T(1.0 - a.lr * a.weight_decay);
   const T step_size = T(a.lr / (1.0 - std::pow(beta1, t)));
@@ -27,14 +41,15 @@ void update(const AdamWTensor& a, int64_t lo, int64_t hi, double beta1, double b
   const double w = 1.0 - beta1;  // lerp weight
   const T w_t = T(w), one_minus_w = T(1.0 - w);
   const T b2 = T(beta2), one_minus_b2 = T(1.0 - beta2), e = T(eps);
-  for (int64_t i = lo; i < hi; ++i) {
-    const T gi = g[i];
-    p[i] = p[i] * decay;
-    m[i] = w < 0.5 ? m[i] + w_t * (gi - m[i]) : gi - (gi - m[i]) * one_minus_w;
-    v[i] = v[i] * b2 + one_minus_b2 * gi * gi;
-    const T denom = std::sqrt(v[i]) / bias_correction2_sqrt + e;
-    p[i] = p[i] + -step_size * (m[i] / denom);
-  }
+  auto run = [&]<bool kSmallWeight>() {
+    update_range<T, kSmallWeight>(a.param.ptr<T>(), a.exp_avg.ptr<T>(), a.exp_avg_sq.ptr<T>(),
+                                  a.grad.ptr<const T>(), lo, hi, decay, step_size,
+                                  bias_correction2_sqrt, w_t, one_minus_w, b2, one_minus_b2, e);
+  };
+  if (w < 0.5)
+    run.template operator()<true>();
+  else
+    run.template operator()<false>();
 }
 
 }  // namespace
