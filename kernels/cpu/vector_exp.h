@@ -57,15 +57,16 @@ template <class T> inline void exp_shifted(T* y, const T* x, T shift, int64_t n)
 }
 
 // sum_i exp(x[i] - shift) in double (the values exp_shifted gives), i < n, through
-// lane_sum's fixed order.
-template <class T> inline double sum_exp_shifted(const T* x, T shift, int64_t n) {
+// lane_sum<kWidth>'s fixed order.
+template <int kWidth = kLanes, class T>
+inline double sum_exp_shifted(const T* x, T shift, int64_t n) {
   constexpr int64_t kChunk = 256;
   T buf[kChunk];
   double s = 0;
   for (int64_t i = 0; i < n; i += kChunk) {
     const int64_t m = n - i < kChunk ? n - i : kChunk;
     exp_shifted(buf, x + i, shift, m);
-    s += lane_sum(m, [&](int64_t j) { return double(buf[j]); });
+    s += lane_sum<kWidth>(m, [&](int64_t j) { return double(buf[j]); });
   }
   return s;
 }
