@@ -41,6 +41,13 @@ inline std::array<uint32_t, 4> philox4x32_block(std::array<uint32_t, 4> counter,
 // (ask for multiples of 32 to waste none).
 void philox_words(uint32_t* out, int64_t blocks, uint64_t first_counter, uint64_t seed);
 
+// Dropout's keep bits straight from the rounds: bit 4 b + k of the little-endian bit
+// string `bits` (64 per word) is set when word k of block first_counter + b is below
+// threshold (2^32 or more: always), for b < blocks, a multiple of 16. The same test as on
+// philox_words' output, without writing the words out and reading them back.
+void philox_keep_bits(uint64_t* bits, int64_t blocks, uint64_t first_counter, uint64_t seed,
+                      uint64_t threshold);
+
 // out[i] = philox_uniform01(first_counter + i, seed) for i < n: the same numbers, computed
 // 32 counters at a time (philox_words).
 void philox_uniform01(double* out, int64_t n, uint64_t first_counter, uint64_t seed);

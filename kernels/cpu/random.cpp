@@ -30,10 +30,8 @@ inline void mul_hi_lo(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
 }
 
 // Two independent vectors of 16 blocks per round: the multiplies' latency overlaps.
-void philox_rounds(uint32_t (&c)[4][kLanes], uint64_t seed) {
-  __m512i w[2][4];
-  for (int v = 0; v < 2; ++v)
-    for (int k = 0; k < 4; ++k) w[v][k] = _mm512_loadu_si512(&c[k][16 * v]);
+// w[v][k]: word k of blocks 16 v .. 16 v + 15, in place.
+inline void philox_rounds(__m512i (&w)[2][4], uint64_t seed) {
   const __m512i m0 = _mm512_set1_epi32(int(kPhiloxM0)), m1 = _mm512_set1_epi32(int(kPhiloxM1));
   uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
   for (int round = 0; round < 10; ++round) {
@@ -48,6 +46,13 @@ void philox_rounds(uint32_t (&c)[4][kLanes], uint64_t seed) {
     }
     k0 += kPhiloxW0, k1 += kPhiloxW1;
   }
+}
+
+void philox_rounds(uint32_t (&c)[4][kLanes], uint64_t seed) {
+  __m512i w[2][4];
+  for (int v = 0; v < 2; ++v)
+    for (int k = 0; k < 4; ++k) w[v][k] = _mm512_loadu_si512(&c[k][16 * v]);
+  philox_rounds(w, seed);
   for (int v = 0; v < 2; ++v)
     for (int k = 0; k < 4; ++k) _mm512_storeu_si512(&c[k][16 * v], w[v][k]);
 }
@@ -75,6 +80,50 @@ void philox_words(uint32_t* out, int64_t blocks, uint64_t first_counter, uint64_
     for (int64_t l = 0; l < m; ++l)
       for (int k = 0; k < 4; ++k) out[4 * (base + l) + k] = c[k][l];
   }
+}
+
+void philox_keep_bits(uint64_t* bits, int64_t blocks, uint64_t first_counter, uint64_t seed,
+                      uint64_t threshold) {
+  LOOM_ASSERT(blocks % 16 == 0);
+  const bool keep_all = threshold > 0xffffffffu;
+#if defined(__AVX512F__) && defined(__BMI2__)
+  // Counters in registers: the low words count up from the first, the high words carry.
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i limit = _mm512_set1_epi32(int(uint32_t(keep_all ? 0 : threshold)));
+  for (int64_t base = 0; base < blocks; base += kLanes) {
+    __m512i w[2][4];
+    for (int v = 0; v < 2; ++v) {
+      const uint64_t start = first_counter + uint64_t(base + 16 * v);
+      const __m512i lo_start = _mm512_set1_epi32(int(uint32_t(start)));
+      const __m512i lo = _mm512_add_epi32(lo_start, lane);
+      const __mmask16 carry = _mm512_cmplt_epu32_mask(lo, lo_start);
+      const __m512i hi = _mm512_set1_epi32(int(uint32_t(start >> 32)));
+      w[v][0] = lo;
+      w[v][1] = _mm512_mask_add_epi32(hi, carry, hi, _mm512_set1_epi32(1));
+      w[v][2] = w[v][3] = _mm512_setzero_si512();
+    }
+    philox_rounds(w, seed);
+    // Word k of block b is element 4 b + k: pdep spreads each word's 16 lane bits to
+    // every fourth bit of the 64 elements of 16 blocks.
+    for (int v = 0; v < 2 && base + 16 * v < blocks; ++v) {
+      uint64_t word = 0;
+      for (int k = 0; k < 4; ++k) {
+        const uint64_t kept =
+            keep_all ? 0xffffu : uint64_t(_mm512_cmplt_epu32_mask(w[v][k], limit));
+        word |= _pdep_u64(kept, 0x1111111111111111ull << k);
+      }
+      bits[(base + 16 * v) / 16] = word;
+    }
+  }
+#else
+  uint32_t words[4 * 16];
+  for (int64_t base = 0; base < blocks; base += 16) {
+    philox_words(words, 16, first_counter + uint64_t(base), seed);
+    uint64_t word = 0;
+    for (int e = 0; e < 64; ++e) word |= uint64_t(keep_all || words[e] < threshold) << e;
+    bits[base / 16] = word;
+  }
+#endif
 }
 
 void philox_uniform01(double* out, int64_t n, uint64_t first_counter, uint64_t seed) {

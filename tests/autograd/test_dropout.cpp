@@ -73,18 +73,22 @@ TEST_CASE("dropout is x * its Philox mask bit for bit, forward and backward") {
   Generator init(21);
   // 1000 + 13 elements: the last keep word and Philox block are partial; the transpose
   // makes x strided.
-  for (const Tensor& x0 : {rand({1013}, init), rand({29, 37}, init).transpose(0, 1)}) {
-    const Tensor x = x0.detach().set_requires_grad();
-    const Tensor grad_y = rand(x.sizes(), init);
-    Generator gen(123, 64);
-    const Tensor y = dropout(x, 0.35, true, gen);
-    CHECK(gen.offset == 64 + (x.numel() + 3) / 4);
-    sum(y * grad_y).backward();
-    const Tensor mask = reference_mask(x.sizes(), 123, 64, 0.35);
-    NoGrad no_grad;
-    CHECK(max_abs_diff(y, x * mask) == 0);
-    CHECK(max_abs_diff(x.grad(), grad_y * mask) == 0);
-  }
+  // The second offset makes the low counter word wrap inside the tensor (the vector kernel
+  // carries into the high word itself).
+  for (const uint64_t first : {uint64_t(64), (uint64_t(1) << 32) - 40})
+    for (const Tensor& x0 : {rand({1013}, init), rand({29, 37}, init).transpose(0, 1)}) {
+      INFO("first counter ", first);
+      const Tensor x = x0.detach().set_requires_grad();
+      const Tensor grad_y = rand(x.sizes(), init);
+      Generator gen(123, first);
+      const Tensor y = dropout(x, 0.35, true, gen);
+      CHECK(gen.offset == first + (x.numel() + 3) / 4);
+      sum(y * grad_y).backward();
+      const Tensor mask = reference_mask(x.sizes(), 123, first, 0.35);
+      NoGrad no_grad;
+      CHECK(max_abs_diff(y, x * mask) == 0);
+      CHECK(max_abs_diff(x.grad(), grad_y * mask) == 0);
+    }
 }
 
 TEST_CASE("dropout keeps one bit per element for the backward, not its input or a mask") {
