@@ -48,6 +48,14 @@ void philox_words(uint32_t* out, int64_t blocks, uint64_t first_counter, uint64_
 void philox_keep_bits(uint64_t* bits, int64_t blocks, uint64_t first_counter, uint64_t seed,
                       uint64_t threshold);
 
+// Bernoulli keep bits on fill_bernoulli's stream: bit i of the little-endian bit string
+// `bits` (64 per word) is set when philox_uniform01(first_counter + i, seed) < keep_prob,
+// for i < n; the bits after n in the last word are clear. The uniform's 53 bits are the
+// top of the 64-bit number (word 0 : word 1), so the test is one integer compare per
+// element on the rounds' output, with no double made.
+void philox_bernoulli_bits(uint64_t* bits, int64_t n, uint64_t first_counter, uint64_t seed,
+                           double keep_prob);
+
 // out[i] = philox_uniform01(first_counter + i, seed) for i < n: the same numbers, computed
 // 32 counters at a time (philox_words).
 void philox_uniform01(double* out, int64_t n, uint64_t first_counter, uint64_t seed);

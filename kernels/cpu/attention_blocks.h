@@ -147,19 +147,20 @@ inline void softmax_row(T* z, int64_t S, int64_t visible, RowRef<bool> mask, Row
 // Dropout on one (T, S) block of probabilities P whose first weight uses Philox counter
 // `counter`: w = P * keep / (1 - p). With `mark`, dropped entries of P are negated (see
 // the Note); w may be P when not marking. Zero weights (hidden keys) stay zero, and
-// unmarked, whatever the draw. The uniforms are drawn 64 at a time (vectorised Philox).
+// unmarked, whatever the draw. The keep bits come 64 at a time from
+// philox_bernoulli_bits: fill_bernoulli's stream, without making the uniforms.
 template <class T>
 inline void dropout_block(T* w, T* P, int64_t n, uint64_t counter, const AttentionParams& p,
                           bool mark) {
   const double keep = 1.0 - p.dropout_p;
   const T scale = T(1.0 / keep);
-  double u[64];  // the uniforms of fill_bernoulli's stream for this block, 64 at a time
   for (int64_t j0 = 0; j0 < n; j0 += 64) {
     const int64_t m = std::min<int64_t>(64, n - j0);
-    philox_uniform01(u, m, counter + uint64_t(j0), p.seed);
+    uint64_t bits;
+    philox_bernoulli_bits(&bits, m, counter + uint64_t(j0), p.seed, keep);
     for (int64_t j = j0; j < j0 + m; ++j) {
       const T pj = P[j];
-      const bool kept = u[j - j0] < keep;
+      const bool kept = (bits >> (j - j0)) & 1u;
       w[j] = kept ? pj * scale : T(0);
       if (mark && !kept && pj != T(0)) P[j] = -pj;
     }

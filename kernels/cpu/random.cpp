@@ -126,6 +126,52 @@ void philox_keep_bits(uint64_t* bits, int64_t blocks, uint64_t first_counter, ui
 #endif
 }
 
+void philox_bernoulli_bits(uint64_t* bits, int64_t n, uint64_t first_counter, uint64_t seed,
+                           double keep_prob) {
+  // u = b / 2^53 with b the top 53 bits of v = (word 0 << 32 | word 1); u < keep iff
+  // b < ceil(keep 2^53) (b is an integer, keep 2^53 exact) iff v < ceil(keep 2^53) 2^11.
+  const double scaled = std::ceil(std::max(keep_prob, 0.0) * 0x1p53);
+  const bool keep_all = scaled >= 0x1p53;
+  const uint64_t limit = keep_all ? 0 : uint64_t(scaled) << 11;
+  for (int64_t w = 0; w < (n + 63) / 64; ++w) bits[w] = 0;
+#if defined(__AVX512F__) && defined(__BMI2__)
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i limit_v = _mm512_set1_epi64(int64_t(limit));
+  for (int64_t base = 0; base < n; base += kLanes) {
+    __m512i w[2][4];
+    for (int v = 0; v < 2; ++v) {
+      const uint64_t start = first_counter + uint64_t(base + 16 * v);
+      const __m512i lo_start = _mm512_set1_epi32(int(uint32_t(start)));
+      const __m512i lo = _mm512_add_epi32(lo_start, lane);
+      const __mmask16 carry = _mm512_cmplt_epu32_mask(lo, lo_start);
+      const __m512i hi = _mm512_set1_epi32(int(uint32_t(start >> 32)));
+      w[v][0] = lo;
+      w[v][1] = _mm512_mask_add_epi32(hi, carry, hi, _mm512_set1_epi32(1));
+      w[v][2] = w[v][3] = _mm512_setzero_si512();
+    }
+    philox_rounds(w, seed);
+    for (int v = 0; v < 2; ++v) {
+      // 64-bit lanes (word 1 low, word 0 high): unpacklo holds blocks 4k, 4k + 1 of each
+      // 128-bit lane k, unpackhi blocks 4k + 2, 4k + 3.
+      const __m512i first = _mm512_unpacklo_epi32(w[v][1], w[v][0]);
+      const __m512i second = _mm512_unpackhi_epi32(w[v][1], w[v][0]);
+      uint64_t kept = 0xffff;
+      if (!keep_all)
+        kept = _pdep_u64(_mm512_cmplt_epu64_mask(first, limit_v), 0x3333) |
+               _pdep_u64(_mm512_cmplt_epu64_mask(second, limit_v), 0xcccc);
+      const int64_t i0 = base + 16 * v;
+      if (i0 >= n) break;
+      if (n - i0 < 16) kept &= (uint64_t(1) << (n - i0)) - 1;
+      bits[i0 / 64] |= kept << (i0 % 64);
+    }
+  }
+#else
+  for (int64_t i = 0; i < n; ++i)
+    if (keep_all || philox_uniform01(first_counter + uint64_t(i), seed) < keep_prob)
+      bits[i / 64] |= uint64_t(1) << (i % 64);
+#endif
+}
+
 void philox_uniform01(double* out, int64_t n, uint64_t first_counter, uint64_t seed) {
   uint32_t w[4 * kLanes];
   for (int64_t base = 0; base < n; base += kLanes) {

@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "kernels/dropout.h"
 #include "kernels/random.h"
 
 namespace loom::kernels {
@@ -45,6 +46,37 @@ TEST_CASE("fills are identical across thread counts and runs, moments are right"
   fill_uniform({u.data(), DType::F64, Device::cpu(), {1000}, {1}}, gen, -2.0, 3.0);
   for (double x : u) CHECK((x >= -2.0 && x < 3.0));
   CHECK(gen.offset == 1000);
+}
+
+TEST_CASE("vector Philox paths equal the scalar definition, counters wrapping 2^32 included") {
+  const uint64_t seed = 0x0123456789abcdefull;
+  for (const uint64_t first : {uint64_t(5), (uint64_t(1) << 32) - 21}) {
+    INFO("first counter ", first);
+    // philox_words: 40 blocks (one batch of 32 and a partial one).
+    std::vector<uint32_t> words(4 * 40);
+    philox_words(words.data(), 40, first, seed);
+    for (int64_t b = 0; b < 40; ++b)
+      for (int k = 0; k < 4; ++k)
+        CHECK(words[size_t(4 * b + k)] == philox_word(first + uint64_t(b), seed, k));
+    // Dropout's keep bits: word k of block b is element 4 b + k, below the threshold.
+    const uint64_t threshold = keep_threshold(0.7);
+    std::vector<uint64_t> keep(3);
+    philox_keep_bits(keep.data(), 48, first, seed, threshold);
+    for (int64_t e = 0; e < 192; ++e)
+      CHECK(((keep[size_t(e / 64)] >> (e % 64)) & 1u) ==
+            (philox_word(first + uint64_t(e / 4), seed, int(e % 4)) < threshold));
+    // Bernoulli bits: one counter per element, uniform < keep; 77 elements leave the
+    // last word partial, its high bits clear. keep = 1 keeps all, keep = 0 none.
+    for (const double keep_prob : {0.9, 0.5, 1.0, 0.0}) {
+      INFO("keep ", keep_prob);
+      std::vector<uint64_t> bits(2, ~uint64_t(0));
+      philox_bernoulli_bits(bits.data(), 77, first, seed, keep_prob);
+      for (int64_t i = 0; i < 128; ++i) {
+        const bool want = i < 77 && philox_uniform01(first + uint64_t(i), seed) < keep_prob;
+        CHECK(bool((bits[size_t(i / 64)] >> (i % 64)) & 1u) == want);
+      }
+    }
+  }
 }
 
 }  // namespace
