@@ -48,6 +48,22 @@ inline void philox_rounds(__m512i (&w)[2][4], uint64_t seed) {
   }
 }
 
+// The 32 blocks of counters first .. first + 31 (upper counter words zero), in registers:
+// the low words count up, the high words carry.
+inline void counter_blocks(__m512i (&w)[2][4], uint64_t first) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int v = 0; v < 2; ++v) {
+    const uint64_t start = first + uint64_t(16 * v);
+    const __m512i lo_start = _mm512_set1_epi32(int(uint32_t(start)));
+    const __m512i lo = _mm512_add_epi32(lo_start, lane);
+    const __mmask16 carry = _mm512_cmplt_epu32_mask(lo, lo_start);
+    const __m512i hi = _mm512_set1_epi32(int(uint32_t(start >> 32)));
+    w[v][0] = lo;
+    w[v][1] = _mm512_mask_add_epi32(hi, carry, hi, _mm512_set1_epi32(1));
+    w[v][2] = w[v][3] = _mm512_setzero_si512();
+  }
+}
+
 void philox_rounds(uint32_t (&c)[4][kLanes], uint64_t seed) {
   __m512i w[2][4];
   for (int v = 0; v < 2; ++v)
@@ -87,21 +103,10 @@ void philox_keep_bits(uint64_t* bits, int64_t blocks, uint64_t first_counter, ui
   LOOM_ASSERT(blocks % 16 == 0);
   const bool keep_all = threshold > 0xffffffffu;
 #if defined(__AVX512F__) && defined(__BMI2__)
-  // Counters in registers: the low words count up from the first, the high words carry.
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i limit = _mm512_set1_epi32(int(uint32_t(keep_all ? 0 : threshold)));
   for (int64_t base = 0; base < blocks; base += kLanes) {
     __m512i w[2][4];
-    for (int v = 0; v < 2; ++v) {
-      const uint64_t start = first_counter + uint64_t(base + 16 * v);
-      const __m512i lo_start = _mm512_set1_epi32(int(uint32_t(start)));
-      const __m512i lo = _mm512_add_epi32(lo_start, lane);
-      const __mmask16 carry = _mm512_cmplt_epu32_mask(lo, lo_start);
-      const __m512i hi = _mm512_set1_epi32(int(uint32_t(start >> 32)));
-      w[v][0] = lo;
-      w[v][1] = _mm512_mask_add_epi32(hi, carry, hi, _mm512_set1_epi32(1));
-      w[v][2] = w[v][3] = _mm512_setzero_si512();
-    }
+    counter_blocks(w, first_counter + uint64_t(base));
     philox_rounds(w, seed);
     // Word k of block b is element 4 b + k: pdep spreads each word's 16 lane bits to
     // every fourth bit of the 64 elements of 16 blocks.
@@ -135,20 +140,10 @@ void philox_bernoulli_bits(uint64_t* bits, int64_t n, uint64_t first_counter, ui
   const uint64_t limit = keep_all ? 0 : uint64_t(scaled) << 11;
   for (int64_t w = 0; w < (n + 63) / 64; ++w) bits[w] = 0;
 #if defined(__AVX512F__) && defined(__BMI2__)
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i limit_v = _mm512_set1_epi64(int64_t(limit));
   for (int64_t base = 0; base < n; base += kLanes) {
     __m512i w[2][4];
-    for (int v = 0; v < 2; ++v) {
-      const uint64_t start = first_counter + uint64_t(base + 16 * v);
-      const __m512i lo_start = _mm512_set1_epi32(int(uint32_t(start)));
-      const __m512i lo = _mm512_add_epi32(lo_start, lane);
-      const __mmask16 carry = _mm512_cmplt_epu32_mask(lo, lo_start);
-      const __m512i hi = _mm512_set1_epi32(int(uint32_t(start >> 32)));
-      w[v][0] = lo;
-      w[v][1] = _mm512_mask_add_epi32(hi, carry, hi, _mm512_set1_epi32(1));
-      w[v][2] = w[v][3] = _mm512_setzero_si512();
-    }
+    counter_blocks(w, first_counter + uint64_t(base));
     philox_rounds(w, seed);
     for (int v = 0; v < 2; ++v) {
       // 64-bit lanes (word 1 low, word 0 high): unpacklo holds blocks 4k, 4k + 1 of each
