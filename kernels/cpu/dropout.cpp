@@ -81,7 +81,7 @@ template <class T> void unmask(T* gx, const T* gy, uint32_t word, int64_t m, T o
 }  // namespace
 
 // Four keep words (128 elements, 32 Philox blocks) at a time, the bits straight from
-// philox_keep_bits (1.3 ns per element when the words were written out, then compared).
+// philox_keep_bits (no words written out and read back to be compared).
 void dropout_forward(TensorRef y, TensorRef keep, TensorRef x, uint64_t seed, uint64_t first,
                      uint64_t threshold, double scale, bool relu) {
   constexpr int64_t kWords = 4;
