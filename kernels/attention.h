@@ -99,8 +99,7 @@ inline void check_attention_operands(const TensorRef& q, const TensorRef& k, con
   LOOM_ASSERT(k.sizes[1] > 0 && q.sizes[1] % k.sizes[1] == 0);
   LOOM_ASSERT(q.dtype == k.dtype && q.dtype == v.dtype);
   for (const TensorRef* x : {&q, &k, &v}) {
-    LOOM_ASSERT(x->sizes[3] <= 1 || x->strides[3] == 1);
-    LOOM_ASSERT(x->sizes[2] <= 1 || x->strides[2] >= x->sizes[3]);
+    LOOM_ASSERT(is_head_matrices(*x));
     LOOM_ASSERT(x->sizes[2] < INT_MAX && x->sizes[3] < INT_MAX && x->strides[2] < INT_MAX);
   }
 }

@@ -38,9 +38,7 @@ kernels::TensorRef optional_ref(const Tensor& t) {
 // x itself when the kernel can read it (head dim contiguous, rows at least D apart), else a
 // contiguous copy.
 Tensor kernel_operand(const Tensor& x) {
-  const bool ok =
-      (x.size(3) <= 1 || x.stride(3) == 1) && (x.size(2) <= 1 || x.stride(2) >= x.size(3));
-  return ok ? x : x.contiguous();
+  return kernels::is_head_matrices(x.ref()) ? x : x.contiguous();
 }
 
 // True when x (B, n, len, D) is the heads view of a contiguous (B, len, n * D) buffer, as
